@@ -1,0 +1,84 @@
+#include "boot/loader.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "boot/cpu_state.hpp"
+#include "boot/e820.hpp"
+#include "boot/mptable.hpp"
+#include "vmm/layout.hpp"
+#include "vmm/unique_fd.hpp"
+
+namespace hyper::boot {
+namespace {
+
+struct OpenFile {
+  UniqueFd fd;
+  uint64_t size;
+};
+
+Result<OpenFile> open_regular_file(const std::string& path, const char* role) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Error::from_errno(std::string(role) + " " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) < 0) return Error::from_errno(std::string(role) + " " + path);
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::invalid_argument, std::string(role) + " " + path + " is not a regular file");
+  if (st.st_size == 0) return make_error(Errc::bad_image, std::string(role) + " " + path + " is empty");
+  return OpenFile{std::move(fd), static_cast<uint64_t>(st.st_size)};
+}
+
+// Parses through a read-only mapping: only the pages holding headers are ever read.
+Result<KernelImage> parse_kernel_file(const OpenFile& file, const std::string& path) {
+  auto view = HYPER_TRY(Mapping::read_only_file(file.fd.get(), file.size));
+  auto parsed = parse_kernel({view.data(), view.size()});
+  if (!parsed) return make_error(Errc::bad_image, path + ": " + parsed.error().message);
+  return parsed;
+}
+
+Status load_segments(const GuestMemory& memory, const KernelImage& kernel, int fd, const std::string& path) {
+  for (const auto& seg : kernel.segments) {
+    if (!memory.contains(seg.gpa, seg.mem_size)) {
+      return make_error(Errc::invalid_argument,
+                        "kernel " + path + " needs guest memory up to " + std::to_string((seg.gpa + seg.mem_size) >> 20) +
+                            " MiB; give the guest more memory");
+    }
+    HYPER_CHECK(memory.load_from_fd(seg.gpa, fd, seg.file_offset, seg.file_size));
+    HYPER_CHECK(memory.fill(seg.gpa + seg.file_size, seg.mem_size - seg.file_size, 0));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<KernelImage> load_boot_image(const GuestMemory& memory, const BootRequest& request) {
+  auto file = HYPER_TRY(open_regular_file(request.kernel_path, "kernel"));
+  KernelImage kernel = HYPER_TRY(parse_kernel_file(file, request.kernel_path));
+  HYPER_CHECK(load_segments(memory, kernel, file.fd.get(), request.kernel_path));
+  if (!memory.contains(layout::kHighMemoryStart, kernel.kernel_end - layout::kHighMemoryStart)) {
+    return make_error(Errc::invalid_argument, "kernel " + request.kernel_path + " needs " +
+                                                  std::to_string((kernel.kernel_end >> 20) + 1) +
+                                                  " MiB of low guest memory while booting; give the guest more memory");
+  }
+
+  std::optional<InitrdLocation> initrd;
+  if (request.initrd_path) {
+    auto initrd_file = HYPER_TRY(open_regular_file(*request.initrd_path, "initrd"));
+    const uint64_t gpa = HYPER_TRY(place_initrd(memory, kernel, initrd_file.size));
+    HYPER_CHECK(memory.load_from_fd(gpa, initrd_file.fd.get(), 0, initrd_file.size));
+    initrd = InitrdLocation{gpa, initrd_file.size};
+  }
+
+  HYPER_CHECK(write_cmdline(memory, kernel, request.cmdline));
+  const auto e820 = e820_map(memory);
+  if (kernel.format == KernelFormat::elf_pvh) {
+    HYPER_CHECK(write_pvh_start_info(memory, e820, initrd));
+  } else {
+    HYPER_CHECK(write_boot_params(memory, kernel, e820, initrd));
+  }
+  HYPER_CHECK(write_cpu_tables(memory, kernel.format));
+  const auto mptable = HYPER_TRY(build_mptable(layout::kMpTableStart, request.vcpus));
+  HYPER_CHECK(memory.write(layout::kMpTableStart, mptable));
+  return kernel;
+}
+
+}  // namespace hyper::boot

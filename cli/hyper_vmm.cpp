@@ -1,0 +1,149 @@
+// hyper-vmm: boots a Linux kernel in a KVM microVM. A thin shell over hyper::Machine.
+#include <fcntl.h>
+#include <signal.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "vmm/clock.hpp"
+#include "vmm/machine.hpp"
+#include "vmm/unique_fd.hpp"
+
+namespace po = boost::program_options;
+using namespace hyper;
+
+namespace {
+
+constexpr int kExitUsage = 2;      // bad flags or a machine that could not be built
+constexpr size_t kTailLines = 25;  // console lines shown when the guest dies badly
+
+struct Options {
+  MachineConfig machine;
+  std::string console = "stdout";
+  bool timings = false;
+};
+
+// The launcher may pass its own CLOCK_MONOTONIC timestamp from just before exec, so
+// that "exec -> first KVM_RUN" includes process start-up; else we start at main().
+uint64_t exec_timestamp(uint64_t fallback) {
+  const char* env = std::getenv("HYPER_EXEC_TS_NS");
+  if (!env || !*env) return fallback;
+  char* end = nullptr;
+  const unsigned long long ts = std::strtoull(env, &end, 10);
+  return (*end == '\0' && ts > 0 && ts <= fallback) ? ts : fallback;
+}
+
+std::optional<Options> parse_args(int argc, char** argv) {
+  Options opt;
+  std::string kernel, initrd;
+  po::options_description desc(
+      "Usage: hyper-vmm --kernel KERNEL [options]\n\n"
+      "Boots a Linux kernel (ELF vmlinux with a PVH note, or bzImage) in a KVM microVM.\n"
+      "Exit status: the byte the guest wrote to the exit port (0x501); 0 when the guest\n"
+      "rebooted or powered off; 1 when the guest kernel panicked or KVM failed; 2 for bad\n"
+      "options or a VM that could not be built; 128+N when stopped by signal N.\n\nOptions");
+  desc.add_options()
+      ("help,h", "show this help and exit")
+      ("kernel,k", po::value(&kernel)->value_name("PATH"), "kernel image: vmlinux (PVH entry) or bzImage (required)")
+      ("initrd,i", po::value(&initrd)->value_name("PATH"), "initial ramdisk (cpio archive)")
+      ("cmdline,c", po::value(&opt.machine.extra_cmdline)->value_name("ARGS"),
+       (std::string("extra kernel arguments, appended to \"") + kBaseCmdline + "\"").c_str())
+      ("cpus", po::value(&opt.machine.vcpus)->default_value(1)->value_name("N"), "number of vCPUs (1-64)")
+      ("memory,m", po::value(&opt.machine.memory_mib)->default_value(128)->value_name("MiB"), "guest RAM in MiB")
+      ("hugepages", po::bool_switch(&opt.machine.hugepages), "back guest RAM with 2 MiB huge pages")
+      ("console", po::value(&opt.console)->value_name("stdout|none|PATH"),
+       "where the guest's serial console goes (default: stdout)")
+      ("timings", po::bool_switch(&opt.timings),
+       "print exec->first KVM_RUN, exec->boot-timer write and exec->exit times to stderr");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "hyper-vmm: " << e.what() << "\nTry 'hyper-vmm --help'.\n";
+    return std::nullopt;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << '\n';
+    std::exit(0);
+  }
+  if (kernel.empty()) {
+    std::cerr << "hyper-vmm: --kernel is required\nTry 'hyper-vmm --help'.\n";
+    return std::nullopt;
+  }
+  opt.machine.kernel = kernel;
+  if (!initrd.empty()) opt.machine.initrd = initrd;
+  return opt;
+}
+
+// The last `count` lines of `text`, without its final newline.
+std::string last_lines(const std::string& text, size_t count) {
+  size_t end = text.size();
+  if (end > 0 && text[end - 1] == '\n') --end;
+  size_t start = end;
+  for (size_t lines = 0; start > 0 && lines < count; ++lines) {
+    const size_t newline = text.rfind('\n', start - 1);
+    start = newline == std::string::npos ? 0 : newline;
+  }
+  if (start > 0) ++start;  // skip the newline that ends the line before
+  return end > start ? text.substr(start, end - start) : "(no console output)";
+}
+
+double ms_between(uint64_t from, uint64_t to) { return to > from ? static_cast<double>(to - from) / 1e6 : 0.0; }
+
+void print_timings(const BootTimings& t) {
+  std::fprintf(stderr, "hyper-vmm: timings: first_kvm_run_ms=%.3f boot_timer_ms=", ms_between(t.start_ns, t.first_kvm_run_ns));
+  if (t.boot_timer_ns) {
+    std::fprintf(stderr, "%.3f", ms_between(t.start_ns, t.boot_timer_ns));
+  } else {
+    std::fprintf(stderr, "none");
+  }
+  std::fprintf(stderr, " exit_ms=%.3f\n", ms_between(t.start_ns, t.exit_ns));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const uint64_t main_ns = monotonic_ns();
+  ::signal(SIGPIPE, SIG_IGN);
+  auto opt = parse_args(argc, argv);
+  if (!opt) return kExitUsage;
+
+  UniqueFd console_file;
+  if (opt->console == "none") {
+    opt->machine.console_fd = -1;
+  } else if (opt->console != "stdout") {
+    console_file.reset(::open(opt->console.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!console_file.valid()) {
+      std::perror(("hyper-vmm: --console " + opt->console).c_str());
+      return kExitUsage;
+    }
+    opt->machine.console_fd = console_file.get();
+  }
+  opt->machine.start_ns = exec_timestamp(main_ns);
+  opt->machine.log = [](const std::string& line) { std::cerr << "hyper-vmm: " << line << '\n'; };
+
+  auto machine = Machine::create(opt->machine);
+  if (!machine) {
+    std::cerr << "hyper-vmm: error: " << machine.error().message << '\n';
+    return kExitUsage;
+  }
+  auto result = (*machine)->run();
+  if (!result) {
+    std::cerr << "hyper-vmm: error: " << result.error().message << '\n';
+    return 1;
+  }
+  const auto& exit = result->exit;
+  if (exit.kind == ExitKind::panic || exit.kind == ExitKind::error || exit.kind == ExitKind::crash) {
+    std::cerr << "hyper-vmm: " << exit.detail << "; last console output:\n"
+              << last_lines(result->console_tail, kTailLines) << '\n';
+  } else if (exit.kind == ExitKind::signal) {
+    std::cerr << "hyper-vmm: " << exit.detail << '\n';
+  }
+  if (opt->timings) print_timings(result->timings);
+  return exit.status;
+}

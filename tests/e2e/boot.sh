@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# End-to-end boot tests: each case boots the real guest kernel in hyper-vmm and asserts
+# on its console, exit status and error messages. Run inside tests/rig/run on hosts
+# without hardware KVM (CTest does that). Usage: boot.sh BUILD_DIR CASE
+set -uo pipefail
+
+build=$1 case=$2
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+kernel_dir=${HYPER_KERNEL_DIR:-$("$repo/kernel/build" --print-dir)}
+vmm="$build/cli/hyper-vmm"
+initrd="$build/tests/test-initrd.cpio"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+fail() {
+  echo "FAIL [$case]: $*" >&2
+  echo "--- stdout ---" >&2; tail -n 30 "$work/out" >&2 2>/dev/null
+  echo "--- stderr ---" >&2; tail -n 30 "$work/err" >&2 2>/dev/null
+  exit 1
+}
+
+# vmm ARGS...: runs the VMM with a time bound, leaves stdout/stderr in $work, sets $rc.
+vmm() {
+  timeout 240 "$vmm" "$@" >"$work/out" 2>"$work/err"
+  rc=$?
+  [ "$rc" -ne 124 ] || fail "hyper-vmm did not finish within 240 s"
+}
+
+expect_rc() { [ "$rc" -eq "$1" ] || fail "exit status $rc, expected $1"; }
+expect_out() { grep -q -- "$1" "$work/out" || fail "stdout lacks '$1'"; }
+expect_err() { grep -q -- "$1" "$work/err" || fail "stderr lacks '$1'"; }
+
+case $case in
+  pvh-init)  # the ELF vmlinux boots through PVH to the init, which reports boot time
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --timings
+    expect_rc 0
+    expect_out "hyper-test-init: ready"
+    expect_err "guest init reached user space after"
+    grep -E -q 'timings: first_kvm_run_ms=[0-9.]+ boot_timer_ms=[0-9.]+ exit_ms=[0-9.]+' "$work/err" ||
+      fail "no complete timings line"
+    ;;
+  bzimage-init)  # the bzImage boots through the 64-bit boot protocol
+    vmm --kernel "$kernel_dir/bzImage" --initrd "$initrd" --timings
+    expect_rc 0
+    expect_out "hyper-test-init: ready"
+    ;;
+  exit-status)  # the byte written to the exit port becomes the VMM's exit status
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --cmdline "test_exit=42"
+    expect_rc 42
+    expect_out "hyper-test-init: exit 42"
+    ;;
+  smp-memory)  # 2 vCPUs and 256 MiB are what the guest sees
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --cpus 2 --memory 256 --cmdline "test_action=info"
+    expect_rc 0
+    expect_out "hyper-test-init: cpus=2 "
+    kib=$(sed -n 's/.*mem_kib=\([0-9]*\).*/\1/p' "$work/out" | head -n1)
+    [ -n "$kib" ] || fail "no mem_kib line"
+    # MemTotal is RAM minus what the kernel keeps for itself: between 80% and 100% of 256 MiB.
+    [ "$kib" -gt $((256 * 1024 * 8 / 10)) ] && [ "$kib" -le $((256 * 1024)) ] ||
+      fail "guest sees $kib KiB, expected about 262144"
+    ;;
+  panic)  # a kernel panic ends the VMM non-zero and shows the console tail
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --cmdline "test_action=panic"
+    expect_rc 1
+    expect_err "the guest kernel panicked"
+    expect_err "Kernel panic - not syncing"
+    ;;
+  bad-kernel)  # files that are not kernels get a clear error before any guest runs
+    vmm --kernel /etc/hostname --initrd "$initrd"
+    expect_rc 2
+    expect_err "neither an ELF vmlinux nor a bzImage"
+    head -c 4096 "$kernel_dir/vmlinux" >"$work/truncated"
+    vmm --kernel "$work/truncated"
+    expect_rc 2
+    expect_err "kernel image:"
+    vmm --kernel "$work/does-not-exist"
+    expect_rc 2
+    expect_err "No such file or directory"
+    vmm --kernel "$kernel_dir/vmlinux" --memory 16
+    expect_rc 2
+    expect_err "--memory must be between"
+    head -c $((8 << 20)) /dev/zero >"$work/big-initrd"
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$work/big-initrd" --memory 32
+    expect_rc 2
+    expect_err "give the guest more memory"
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$work"
+    expect_rc 2
+    expect_err "is not a regular file"
+    ;;
+  *)
+    echo "unknown case '$case'" >&2
+    exit 2
+    ;;
+esac
+echo "PASS [$case]"

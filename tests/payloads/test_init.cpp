@@ -1,0 +1,68 @@
+// PID 1 of the boot tests: reports reaching user space, prints what the tests assert
+// on, and exits through the guest-exit port. Parameters arrive as environment
+// variables from the kernel command line (test_action=..., test_exit=...).
+#include <fcntl.h>
+#include <sys/io.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+constexpr unsigned short kGuestExitPort = 0x501;  // vmm/layout.hpp
+constexpr unsigned short kBootTimerPort = 0x502;
+
+void out_byte(unsigned char value, unsigned short port) { asm volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
+
+void attach_console() {
+  ::mkdir("/dev", 0755);
+  ::mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);
+  const int fd = ::open("/dev/console", O_RDWR);
+  if (fd < 0) return;
+  for (int i = 0; i < 3; ++i) ::dup2(fd, i);
+  if (fd > 2) ::close(fd);
+}
+
+unsigned long mem_total_kib() {
+  ::mkdir("/proc", 0555);
+  ::mount("proc", "/proc", "proc", 0, nullptr);
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  unsigned long kib = 0;
+  char line[128];
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::sscanf(line, "MemTotal: %lu kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib;
+}
+
+}  // namespace
+
+int main() {
+  const bool have_ports = ::ioperm(kGuestExitPort, 2, 1) == 0;
+  if (have_ports) out_byte(1, kBootTimerPort);
+  attach_console();
+  std::printf("hyper-test-init: ready\n");
+
+  const char* action = std::getenv("test_action");
+  if (action && std::strcmp(action, "info") == 0) {
+    std::printf("hyper-test-init: cpus=%ld mem_kib=%lu\n", ::sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
+  } else if (action && std::strcmp(action, "panic") == 0) {
+    std::printf("hyper-test-init: exiting PID 1 to make the kernel panic\n");
+    std::fflush(stdout);
+    return 0;
+  }
+  const char* exit_env = std::getenv("test_exit");
+  const int status = exit_env ? std::atoi(exit_env) : 0;
+  std::printf("hyper-test-init: exit %d\n", status);
+  std::fflush(stdout);
+  if (have_ports) out_byte(static_cast<unsigned char>(status), kGuestExitPort);
+  ::reboot(RB_AUTOBOOT);  // VMMs without our exit port (QEMU) end here
+  return 0;
+}

@@ -1,0 +1,94 @@
+// Thin RAII wrappers over the /dev/kvm, VM and vCPU file descriptors. Each ioctl
+// failure becomes a typed Error that names the operation.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vmm/mapping.hpp"
+#include "vmm/result.hpp"
+#include "vmm/unique_fd.hpp"
+
+namespace hyper {
+
+// The PVM hypervisor exposes this MSR; its presence tells us /dev/kvm is PVM, which
+// can only run guest kernels built with CONFIG_PVM_GUEST.
+inline constexpr uint32_t kMsrPvmVcpuStruct = 0x4b564df1;
+
+class Vcpu;
+class Vm;
+class Kvm;
+
+[[nodiscard]] bool host_kvm_is_pvm(const Kvm& kvm);
+
+class Kvm {
+ public:
+  // Opens /dev/kvm (or `path`) and checks the API version and every capability we need.
+  static Result<Kvm> open(const std::string& path = "/dev/kvm");
+
+  [[nodiscard]] int fd() const { return fd_.get(); }
+  [[nodiscard]] int check_extension(long cap) const;
+  [[nodiscard]] Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
+  [[nodiscard]] Result<std::vector<uint32_t>> msr_index_list() const;
+  [[nodiscard]] bool is_pvm() const { return is_pvm_; }
+  [[nodiscard]] size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
+  [[nodiscard]] uint32_t max_vcpus() const;
+
+  [[nodiscard]] Result<Vm> create_vm() const;
+
+ private:
+  explicit Kvm(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+  size_t vcpu_mmap_size_ = 0;
+  bool is_pvm_ = false;
+};
+
+class Vm {
+ public:
+  [[nodiscard]] int fd() const { return fd_.get(); }
+  [[nodiscard]] Status set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) const;
+  [[nodiscard]] Status create_irqchip() const;
+  [[nodiscard]] Status create_pit2() const;
+  [[nodiscard]] Status set_tss_addr(uint64_t addr) const;
+  [[nodiscard]] Status set_identity_map_addr(uint64_t addr) const;
+  // Writing to `eventfd` injects an edge on `gsi`.
+  [[nodiscard]] Status register_irqfd(int eventfd, uint32_t gsi) const;
+  [[nodiscard]] Result<Vcpu> create_vcpu(uint32_t id, size_t mmap_size) const;
+
+ private:
+  friend class Kvm;
+  explicit Vm(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+class Vcpu {
+ public:
+  [[nodiscard]] uint32_t id() const { return id_; }
+  [[nodiscard]] int fd() const { return fd_.get(); }
+  [[nodiscard]] kvm_run* run_state() const { return reinterpret_cast<kvm_run*>(run_.data()); }
+
+  [[nodiscard]] Status set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
+  [[nodiscard]] Status set_msrs(std::span<const kvm_msr_entry> entries) const;
+  [[nodiscard]] Result<kvm_regs> get_regs() const;
+  [[nodiscard]] Status set_regs(const kvm_regs& regs) const;
+  [[nodiscard]] Result<kvm_sregs> get_sregs() const;
+  [[nodiscard]] Status set_sregs(const kvm_sregs& sregs) const;
+  [[nodiscard]] Status set_fpu(const kvm_fpu& fpu) const;
+  [[nodiscard]] Result<kvm_lapic_state> get_lapic() const;
+  [[nodiscard]] Status set_lapic(const kvm_lapic_state& lapic) const;
+  // One KVM_RUN; returns 0 or the errno (EINTR when kicked).
+  [[nodiscard]] int run() const;
+
+ private:
+  friend class Vm;
+  Vcpu(uint32_t id, UniqueFd fd, Mapping run) : id_(id), fd_(std::move(fd)), run_(std::move(run)) {}
+  uint32_t id_;
+  UniqueFd fd_;
+  Mapping run_;
+};
+
+}  // namespace hyper

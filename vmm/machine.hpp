@@ -1,0 +1,69 @@
+// The machine builder and its run loop: one explicit place that allocates guest memory,
+// creates every device, puts it on a bus, loads the kernel and starts the vCPUs.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "vmm/result.hpp"
+#include "vmm/vm_exit.hpp"
+
+namespace hyper {
+
+// Kernel arguments every guest of this machine needs: the console on COM1, reboot through
+// the i8042 (the only reset line we emulate), and a panic that resets at once so the VMM
+// can report it instead of hanging.
+inline constexpr const char* kBaseCmdline = "console=ttyS0 8250.nr_uarts=1 reboot=k panic=-1";
+
+struct MachineConfig {
+  std::string kernel;
+  std::optional<std::string> initrd;
+  std::string extra_cmdline;  // appended to kBaseCmdline
+  uint32_t vcpus = 1;
+  uint64_t memory_mib = 128;
+  bool hugepages = false;
+  int console_fd = STDOUT_FILENO;  // not owned; -1 discards the console
+  bool handle_signals = true;      // SIGINT/SIGTERM/SIGHUP stop the VM (a CLI wants this)
+  uint64_t start_ns = 0;           // the "exec" timestamp timings are relative to
+  std::function<void(const std::string&)> log = [](const std::string&) {};
+};
+
+struct BootTimings {
+  uint64_t start_ns = 0;
+  uint64_t first_kvm_run_ns = 0;
+  uint64_t boot_timer_ns = 0;  // 0 when the guest never wrote the boot-timer port
+  uint64_t exit_ns = 0;
+};
+
+struct RunResult {
+  VmExit exit;
+  BootTimings timings;
+  std::string console_tail;
+};
+
+class Machine {
+ public:
+  static Result<std::unique_ptr<Machine>> create(MachineConfig config);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  // Runs the guest to its end. Call once.
+  [[nodiscard]] Result<RunResult> run();
+  // Thread-safe: ends the VM as if by `exit`.
+  void stop(VmExit exit);
+  [[nodiscard]] const std::string& cmdline() const;
+
+  struct Impl;
+
+ private:
+  explicit Machine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hyper
