@@ -60,7 +60,7 @@ std::optional<Spawned> spawn(const std::vector<std::string>& argv, const std::ve
   for (const auto& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
   env.push_back(nullptr);
   pid_t pid;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), env.data());
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
   ::close(err[1]);
@@ -204,14 +204,17 @@ int main(int argc, char** argv) {
     for (int i = 0; i < runs; ++i) qemu_runs.push_back(run_once(qemu_cmd, false, 0, timeout_s));
   }
 
+  // A run that did not end as expected is reported and left out of the figures.
   const int expected_status = native_first_run ? 128 + SIGTERM : 0;
-  for (const auto* set : {&hyper_runs, &qemu_runs}) {
-    for (const auto& r : *set) {
-      if (r.status != expected_status) {
-        std::fprintf(stderr, "boot_latency: a %s run ended with status %d (expected %d)\n",
-                     set == &hyper_runs ? "hyper-vmm" : "QEMU", r.status, expected_status);
-      }
-    }
+  int failed = 0;
+  for (auto* set : {&hyper_runs, &qemu_runs}) {
+    std::erase_if(*set, [&](const RunSample& r) {
+      if (r.status == expected_status) return false;
+      std::fprintf(stderr, "boot_latency: a %s run ended with status %d (expected %d); left out\n",
+                   set == &hyper_runs ? "hyper-vmm" : "QEMU", r.status, expected_status);
+      ++failed;
+      return true;
+    });
   }
 
   std::printf("%-8s %-24s %10s %10s %10s %4s   (ms)\n", "vmm", "metric", "min", "median", "max", "n");
@@ -232,5 +235,5 @@ int main(int argc, char** argv) {
       print_ratio("exec->VMM exit", h_exit, q_exit);
     }
   }
-  return 0;
+  return failed ? 1 : 0;
 }

@@ -1,7 +1,6 @@
 #include "vmm/bus.hpp"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace hyper {
 
@@ -13,10 +12,8 @@ Status Bus::insert(std::shared_ptr<BusDevice> device, uint64_t base, uint64_t le
   const bool overlaps_next = pos != ranges_.end() && base + len > pos->base;
   const bool overlaps_prev = pos != ranges_.begin() && std::prev(pos)->base + std::prev(pos)->len > base;
   if (overlaps_next || overlaps_prev) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, " bus: range [0x%llx, 0x%llx) overlaps an existing device",
-                  static_cast<unsigned long long>(base), static_cast<unsigned long long>(base + len));
-    return make_error(Errc::invalid_argument, name_ + buf);
+    return make_error(Errc::invalid_argument, name_ + " bus: range [" + to_hex(base) + ", " + to_hex(base + len) +
+                                                  ") overlaps an existing device");
   }
   ranges_.insert(pos, Range{base, len, std::move(device)});
   return {};

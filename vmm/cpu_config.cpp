@@ -11,6 +11,7 @@ constexpr uint32_t kLeafFeatures = 0x1, kLeafCacheParams = 0x4, kLeafTopology = 
 constexpr uint32_t kLeafExtFeatures = 0x80000001, kLeafAddressSizes = 0x80000008, kLeafAmdTopology = 0x8000001e;
 constexpr uint32_t kHypervisorBit = 1u << 31;  // leaf 1 ECX
 constexpr uint32_t kHttBit = 1u << 28;         // leaf 1 EDX
+constexpr uint32_t kTscDeadlineBit = 1u << 24; // leaf 1 ECX
 constexpr uint32_t kCmpLegacyBit = 1u << 1;    // leaf 0x80000001 ECX
 constexpr uint32_t kTopologySmt = 1, kTopologyCore = 2;
 
@@ -69,7 +70,7 @@ CpuVendor cpu_vendor(std::span<const kvm_cpuid_entry2> cpuid) {
 }
 
 std::vector<kvm_cpuid_entry2> vcpu_cpuid(std::span<const kvm_cpuid_entry2> supported, uint32_t index,
-                                         uint32_t count) {
+                                         uint32_t count, CpuidOptions options) {
   const uint32_t apic_id = index;
   const uint32_t basic_max = max_leaf(supported, 0);
   std::vector<kvm_cpuid_entry2> out;
@@ -78,6 +79,7 @@ std::vector<kvm_cpuid_entry2> vcpu_cpuid(std::span<const kvm_cpuid_entry2> suppo
       case kLeafFeatures:
         e.ebx = (e.ebx & 0x0000ffff) | (apic_id << 24) | (std::min(count, 255u) << 16);
         e.ecx |= kHypervisorBit;
+        if (options.tsc_deadline_timer) e.ecx |= kTscDeadlineBit;
         e.edx = count > 1 ? (e.edx | kHttBit) : (e.edx & ~kHttBit);
         break;
       case kLeafCacheParams: {
@@ -127,8 +129,8 @@ std::vector<kvm_msr_entry> boot_msrs(std::span<const uint32_t> settable) {
 }
 
 Status configure_vcpu(const Vcpu& vcpu, std::span<const kvm_cpuid_entry2> supported_cpuid,
-                      std::span<const uint32_t> settable_msrs, uint32_t count) {
-  HYPER_CHECK(vcpu.set_cpuid(vcpu_cpuid(supported_cpuid, vcpu.id(), count)));
+                      std::span<const uint32_t> settable_msrs, uint32_t count, CpuidOptions options) {
+  HYPER_CHECK(vcpu.set_cpuid(vcpu_cpuid(supported_cpuid, vcpu.id(), count, options)));
   HYPER_CHECK(vcpu.set_msrs(boot_msrs(settable_msrs)));
   kvm_fpu fpu{};
   fpu.fcw = 0x37f;     // x87 default control word

@@ -11,14 +11,8 @@
 namespace hyper {
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 Error out_of_bounds(uint64_t gpa, uint64_t len) {
-  return make_error(Errc::out_of_bounds, "guest-physical range [" + hex(gpa) + ", +" + hex(len) +
+  return make_error(Errc::out_of_bounds, "guest-physical range [" + to_hex(gpa) + ", +" + to_hex(len) +
                                              ") is not inside guest memory");
 }
 
@@ -30,11 +24,11 @@ Result<GuestMemory> GuestMemory::create(std::span<const RegionSpec> specs, bool 
   for (size_t i = 0; i < sorted.size(); ++i) {
     const auto& s = sorted[i];
     if (s.size == 0 || s.gpa % layout::kPageSize || s.size % layout::kPageSize)
-      return make_error(Errc::invalid_argument, "memory region at " + hex(s.gpa) + " is empty or not page-aligned");
+      return make_error(Errc::invalid_argument, "memory region at " + to_hex(s.gpa) + " is empty or not page-aligned");
     if (s.gpa + s.size < s.gpa)
-      return make_error(Errc::invalid_argument, "memory region at " + hex(s.gpa) + " wraps around");
+      return make_error(Errc::invalid_argument, "memory region at " + to_hex(s.gpa) + " wraps around");
     if (i > 0 && sorted[i - 1].gpa + sorted[i - 1].size > s.gpa)
-      return make_error(Errc::invalid_argument, "memory regions overlap at " + hex(s.gpa));
+      return make_error(Errc::invalid_argument, "memory regions overlap at " + to_hex(s.gpa));
   }
   std::vector<MemoryRegion> regions;
   for (const auto& s : sorted) {
@@ -94,7 +88,7 @@ Status GuestMemory::read_from_fd(uint64_t gpa, int fd, uint64_t offset, uint64_t
     const ssize_t n = ::pread(fd, dst.data() + done, len - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Error::from_errno("read into guest memory");
-    if (n == 0) return make_error(Errc::bad_image, "file ends before offset " + hex(offset + len));
+    if (n == 0) return make_error(Errc::bad_image, "file ends before offset " + to_hex(offset + len));
     done += static_cast<uint64_t>(n);
   }
   return {};

@@ -187,10 +187,7 @@ Status Vcpu::set_msrs(std::span<const kvm_msr_entry> entries) const {
   std::copy(entries.begin(), entries.end(), buf.entries());
   const int written = HYPER_TRY(checked_ioctl(fd_.get(), kvm_abi::kSetMsrs, buf.header(), "KVM_SET_MSRS"));
   if (static_cast<size_t>(written) != entries.size()) {
-    char buf2[80];
-    std::snprintf(buf2, sizeof buf2, "KVM_SET_MSRS: KVM refused MSR 0x%x",
-                  entries[static_cast<size_t>(written)].index);
-    return make_error(Errc::kvm, buf2);
+    return make_error(Errc::kvm, "KVM_SET_MSRS: KVM refused MSR " + to_hex(entries[static_cast<size_t>(written)].index));
   }
   return {};
 }

@@ -117,9 +117,10 @@ Status Machine::Impl::add_legacy_devices() {
 Status Machine::Impl::create_vcpus(const boot::KernelImage& kernel) {
   const auto cpuid = HYPER_TRY(kvm.supported_cpuid());
   const auto msrs = HYPER_TRY(kvm.msr_index_list());
+  const CpuidOptions options{.tsc_deadline_timer = kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0};
   for (uint32_t id = 0; id < config.vcpus; ++id) {
     auto vcpu = HYPER_TRY(vm.create_vcpu(id, kvm.vcpu_mmap_size()));
-    HYPER_CHECK(configure_vcpu(vcpu, cpuid, msrs, config.vcpus));
+    HYPER_CHECK(configure_vcpu(vcpu, cpuid, msrs, config.vcpus, options));
     if (id == 0) {  // the others wait for the guest's INIT/SIPI
       const auto sregs = HYPER_TRY(vcpu.get_sregs());
       HYPER_CHECK(vcpu.set_sregs(boot::boot_sregs(sregs, kernel.format)));

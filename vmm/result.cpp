@@ -1,5 +1,7 @@
 #include "vmm/result.hpp"
 
+#include <cstdio>
+
 namespace hyper {
 
 const char* errc_name(Errc code) noexcept {
@@ -25,6 +27,12 @@ Error Error::from_errno(std::string what, int err) {
     default: break;
   }
   return Error{code, what + ": " + std::strerror(err)};
+}
+
+std::string to_hex(uint64_t value) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+  return buf;
 }
 
 }  // namespace hyper

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -73,6 +74,9 @@ class [[nodiscard]] Result<void> {
 using Status = Result<void>;
 
 inline Error make_error(Errc code, std::string message) { return Error{code, std::move(message)}; }
+
+// "0x1f": addresses and values in messages.
+std::string to_hex(uint64_t value);
 
 // Propagates the error of a Result/Status expression; otherwise yields its value.
 // (GNU statement expression: supported by both gcc and clang.)

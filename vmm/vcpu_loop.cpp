@@ -11,12 +11,6 @@
 namespace hyper {
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 void handle_io(const kvm_run& run, const VcpuContext& ctx) {
   auto* data = const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(&run)) + run.io.data_offset;
   for (uint32_t i = 0; i < run.io.count; ++i, data += run.io.size) {
@@ -63,7 +57,7 @@ std::optional<VmExit> dispatch_exit(const Vcpu& vcpu, kvm_run& run, VcpuContext&
     case KVM_EXIT_FAIL_ENTRY:
       return VmExit{ExitKind::error, 1,
                     where + ": KVM could not enter the guest (hardware entry failure reason " +
-                        hex(run.fail_entry.hardware_entry_failure_reason) + ")"};
+                        to_hex(run.fail_entry.hardware_entry_failure_reason) + ")"};
     default:
       return VmExit{ExitKind::error, 1, where + ": unhandled KVM exit reason " + std::to_string(run.exit_reason)};
   }
@@ -90,7 +84,7 @@ void request_immediate_exit(const Vcpu& vcpu) noexcept {
 std::string describe_internal_error(const Vcpu& vcpu, const kvm_run& run, bool host_is_pvm) {
   std::string text = "KVM internal error, suberror " + std::to_string(run.internal.suberror);
   if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION) text += " (instruction emulation failed)";
-  if (auto regs = vcpu.get_regs(); regs.ok()) text += " at RIP " + hex(regs->rip);
+  if (auto regs = vcpu.get_regs(); regs.ok()) text += " at RIP " + to_hex(regs->rip);
   if (host_is_pvm) {
     text += ". This host's /dev/kvm is PVM (no VT-x/SVM): it runs only guest kernels built with "
             "PVM guest support (CONFIG_PVM_GUEST); a stock kernel dies in KVM's emulator. Run the "

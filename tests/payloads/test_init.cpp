@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -26,6 +27,13 @@ void attach_console() {
   if (fd < 0) return;
   for (int i = 0; i < 3; ++i) ::dup2(fd, i);
   if (fd > 2) ::close(fd);
+}
+
+// printf returns once the tty holds the bytes; the UART sends them later, on its
+// interrupts. Wait until it has, or the VM ends with the last lines still queued.
+void flush_console() {
+  std::fflush(stdout);
+  ::tcdrain(STDOUT_FILENO);
 }
 
 unsigned long mem_total_kib() {
@@ -55,13 +63,13 @@ int main() {
     std::printf("hyper-test-init: cpus=%ld mem_kib=%lu\n", ::sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
   } else if (action && std::strcmp(action, "panic") == 0) {
     std::printf("hyper-test-init: exiting PID 1 to make the kernel panic\n");
-    std::fflush(stdout);
+    flush_console();
     return 0;
   }
   const char* exit_env = std::getenv("test_exit");
   const int status = exit_env ? std::atoi(exit_env) : 0;
   std::printf("hyper-test-init: exit %d\n", status);
-  std::fflush(stdout);
+  flush_console();
   if (have_ports) out_byte(static_cast<unsigned char>(status), kGuestExitPort);
   ::reboot(RB_AUTOBOOT);  // VMMs without our exit port (QEMU) end here
   return 0;

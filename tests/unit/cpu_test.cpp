@@ -110,6 +110,9 @@ TEST_CASE("CPUID: APIC ID, logical count and topology leaves agree with the vCPU
 
   const auto single = vcpu_cpuid(supported, 0, 1);
   CHECK((find(single, 1)->edx & (1u << 28)) == 0);
+  CHECK((find(single, 1)->ecx & (1u << 24)) == 0);  // TSC deadline only when KVM has it
+  const auto deadline = vcpu_cpuid(supported, 0, 1, {.tsc_deadline_timer = true});
+  CHECK((find(deadline, 1)->ecx & (1u << 24)) != 0);
   CHECK(cpu_vendor(fake_supported("AuthenticAMD")) == CpuVendor::amd);
 }
 
