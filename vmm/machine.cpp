@@ -5,7 +5,12 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -62,6 +67,50 @@ sigset_t stop_signals() {
   sigaddset(&set, SIGHUP);
   return set;
 }
+
+constexpr std::chrono::seconds kVcpuStopTimeout{5};
+constexpr std::chrono::milliseconds kVcpuRekickInterval{100};
+
+// vCPU threads and their stop: kick every vCPU (immediate_exit + signal) until all
+// threads have returned, within a bound.
+class VcpuThreads {
+ public:
+  ~VcpuThreads() {
+    for (auto& t : threads_)
+      if (t.joinable()) t.detach();  // only reached when stop() gave up
+  }
+  template <class F>
+  void start(F body) {
+    threads_.emplace_back([this, body] {
+      body();
+      std::lock_guard lock(mutex_);
+      ++finished_;
+      done_.notify_all();
+    });
+  }
+  // Returns false when some thread is still running after kVcpuStopTimeout.
+  bool stop(const std::vector<Vcpu>& vcpus) {
+    const auto deadline = std::chrono::steady_clock::now() + kVcpuStopTimeout;
+    std::unique_lock lock(mutex_);
+    while (finished_ < threads_.size()) {
+      for (size_t i = 0; i < threads_.size(); ++i) {
+        request_immediate_exit(vcpus[i]);
+        pthread_kill(threads_[i].native_handle(), kick_signal());
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      done_.wait_for(lock, kVcpuRekickInterval);
+    }
+    lock.unlock();
+    for (auto& t : threads_) t.join();
+    return true;
+  }
+
+ private:
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  size_t finished_ = 0;
+};
 
 }  // namespace
 
@@ -222,18 +271,19 @@ Result<RunResult> Machine::run() {
   }
 
   VcpuContext ctx{m.pio, m.mmio, m.exits, m.kvm.is_pvm(), m.first_run_ns};
-  std::vector<std::thread> threads;
-  threads.reserve(m.vcpus.size());
-  for (const auto& vcpu : m.vcpus) threads.emplace_back([&vcpu, &ctx] { run_vcpu(vcpu, ctx); });
+  VcpuThreads threads;
+  for (const auto& vcpu : m.vcpus) threads.start([&vcpu, &ctx] { run_vcpu(vcpu, ctx); });
 
   const Status loop_status = loop.run_until([&] { return m.exits.stopping(); });
   if (!loop_status) m.exits.report({ExitKind::error, 1, loop_status.error().message});
-
-  for (size_t i = 0; i < threads.size(); ++i) {
-    request_immediate_exit(m.vcpus[i]);
-    pthread_kill(threads[i].native_handle(), kick_signal());
+  if (!threads.stop(m.vcpus)) {
+    // A vCPU that ignores immediate_exit and signals is stuck in the host kernel; waiting
+    // longer would hang the VMM, so end the process and let the kernel reclaim the VM.
+    m.serial->flush();
+    std::fprintf(stderr, "hyper-vmm: a vCPU thread did not leave KVM_RUN within %d s of the stop; exiting\n",
+                 static_cast<int>(kVcpuStopTimeout.count()));
+    std::_Exit(1);
   }
-  for (auto& t : threads) t.join();
   m.serial->flush();
   if (m.config.handle_signals) pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 

@@ -21,9 +21,9 @@ fail() {
 
 # vmm ARGS...: runs the VMM with a time bound, leaves stdout/stderr in $work, sets $rc.
 vmm() {
-  timeout 240 "$vmm" "$@" >"$work/out" 2>"$work/err"
+  timeout 120 "$vmm" "$@" >"$work/out" 2>"$work/err"
   rc=$?
-  [ "$rc" -ne 124 ] || fail "hyper-vmm did not finish within 240 s"
+  [ "$rc" -ne 124 ] || fail "hyper-vmm did not finish within 120 s"
 }
 
 expect_rc() { [ "$rc" -eq "$1" ] || fail "exit status $rc, expected $1"; }
