@@ -13,7 +13,7 @@ constexpr uint64_t kTwoMiB = 2ULL << 20, kOneGiB = 1ULL << 30;
 
 }  // namespace
 
-std::array<uint64_t, 5> boot_gdt() {
+std::array<uint64_t, layout::kGdtEntries> boot_gdt() {
   return {
       0,
       gdt_entry(0xc09b, 0, 0xfffff),  // 32-bit code, flat (PVH entry)
@@ -79,7 +79,7 @@ kvm_sregs boot_sregs(kvm_sregs base, KernelFormat format) {
   s.idt.base = layout::kIdtStart;
   s.idt.limit = 7;
 
-  s.cr0 = (s.cr0 | kCr0Pe | kCr0Et) & ~kCr0Pg;
+  s.cr0 = kCr0Pe | kCr0Et;  // not KVM's reset value, which has caching disabled (CD|NW)
   s.cr4 = 0;
   s.efer = 0;
   if (long_mode) {

@@ -9,6 +9,7 @@
 
 #include "boot/kernel_image.hpp"
 #include "vmm/guest_memory.hpp"
+#include "vmm/layout.hpp"
 
 namespace hyper::boot {
 
@@ -20,7 +21,7 @@ namespace hyper::boot {
 }
 
 // null, 32-bit code, 64-bit code, data, TSS: indexed by selector / 8.
-[[nodiscard]] std::array<uint64_t, 5> boot_gdt();
+[[nodiscard]] std::array<uint64_t, layout::kGdtEntries> boot_gdt();
 // The segment register KVM should load for `selector` of a descriptor.
 [[nodiscard]] kvm_segment segment_from_gdt(uint64_t entry, uint16_t selector);
 

@@ -18,7 +18,8 @@ struct OpenFile {
 };
 
 Result<OpenFile> open_regular_file(const std::string& path, const char* role) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO given as a kernel would otherwise block open() forever.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) return Error::from_errno(std::string(role) + " " + path);
   struct stat st {};
   if (::fstat(fd.get(), &st) < 0) return Error::from_errno(std::string(role) + " " + path);
@@ -37,6 +38,12 @@ Result<KernelImage> parse_kernel_file(const OpenFile& file, const std::string& p
 
 Status load_segments(const GuestMemory& memory, const KernelImage& kernel, int fd, const std::string& path) {
   for (const auto& seg : kernel.segments) {
+    if (seg.gpa < layout::kHighMemoryStart)
+      return make_error(Errc::bad_image, "kernel " + path + " has a segment at " + to_hex(seg.gpa) +
+                                             ", below 1 MiB where the boot structures live");
+    if (seg.gpa + seg.mem_size > layout::kMmioHoleStart)
+      return make_error(Errc::bad_image, "kernel " + path + " has a segment reaching " + to_hex(seg.gpa + seg.mem_size) +
+                                             ", inside the MMIO hole; it must load below " + to_hex(layout::kMmioHoleStart));
     if (!memory.contains(seg.gpa, seg.mem_size)) {
       return make_error(Errc::invalid_argument,
                         "kernel " + path + " needs guest memory up to " + std::to_string((seg.gpa + seg.mem_size) >> 20) +

@@ -107,8 +107,7 @@ void print_timings(const BootTimings& t) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const uint64_t main_ns = monotonic_ns();
+int run_cli(int argc, char** argv, uint64_t main_ns) {
   ::signal(SIGPIPE, SIG_IGN);
   auto opt = parse_args(argc, argv);
   if (!opt) return kExitUsage;
@@ -138,7 +137,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto& exit = result->exit;
-  if (exit.kind == ExitKind::panic || exit.kind == ExitKind::error || exit.kind == ExitKind::crash) {
+  if (exit.kind == ExitKind::panic || exit.kind == ExitKind::error || exit.kind == ExitKind::crash ||
+      exit.kind == ExitKind::triple_fault) {
     std::cerr << "hyper-vmm: " << exit.detail << "; last console output:\n"
               << last_lines(result->console_tail, kTailLines) << '\n';
   } else if (exit.kind == ExitKind::signal) {
@@ -146,4 +146,14 @@ int main(int argc, char** argv) {
   }
   if (opt->timings) print_timings(result->timings);
   return exit.status;
+}
+
+int main(int argc, char** argv) {
+  const uint64_t main_ns = monotonic_ns();
+  try {
+    return run_cli(argc, argv, main_ns);
+  } catch (const std::exception& e) {  // out of memory, threads: report, never abort
+    std::cerr << "hyper-vmm: error: " << e.what() << '\n';
+    return 1;
+  }
 }

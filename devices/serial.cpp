@@ -1,5 +1,6 @@
 #include "devices/serial.hpp"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,7 +15,7 @@ constexpr uint8_t kIirNone = 0x01, kIirThrEmpty = 0x02, kIirRxAvailable = 0x04, 
 constexpr uint8_t kFcrEnable = 0x01, kFcrClearRx = 0x02;
 constexpr uint8_t kLcrDlab = 0x80;
 constexpr uint8_t kMcrLoop = 0x10;
-constexpr uint8_t kLsrDataReady = 0x01, kLsrThrEmpty = 0x20, kLsrIdle = 0x40;
+constexpr uint8_t kLsrDataReady = 0x01, kLsrOverrun = 0x02, kLsrThrEmpty = 0x20, kLsrIdle = 0x40;
 constexpr uint8_t kMsrDefault = 0xb0;  // DCD, DSR, CTS: a cable is always attached
 constexpr size_t kFlushThreshold = 4096;
 
@@ -58,7 +59,11 @@ uint8_t Serial::read_register(uint64_t offset) {
     }
     case kLcr: return lcr_;
     case kMcr: return mcr_;
-    case kLsr: return kLsrThrEmpty | kLsrIdle | (rx_.empty() ? 0 : kLsrDataReady);
+    case kLsr: {
+      const uint8_t lsr = kLsrThrEmpty | kLsrIdle | (rx_.empty() ? 0 : kLsrDataReady) | (overrun_ ? kLsrOverrun : 0);
+      overrun_ = false;  // reading LSR clears the error bits
+      return lsr;
+    }
     case kMsr:
       if (mcr_ & kMcrLoop) {  // loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD
         return static_cast<uint8_t>(((mcr_ & 0x01) << 5) | ((mcr_ & 0x02) << 3) | ((mcr_ & 0x0c) << 4));
@@ -103,15 +108,19 @@ void Serial::write_register(uint64_t offset, uint8_t value) {
 }
 
 void Serial::transmit(uint8_t byte) {
-  if (mcr_ & kMcrLoop) {
-    rx_.push_back(byte);
+  if (mcr_ & kMcrLoop) {  // a guest that never reads must not grow our memory
+    if (rx_.size() < kRxFifoBytes) rx_.push_back(byte); else overrun_ = true;
     return;
   }
   tail_.push_back(static_cast<char>(byte));
   if (tail_.size() > kTailBytes) tail_.pop_front();
   if (out_fd_ < 0) return;
+  if (pending_.size() >= kBacklogBytes) {
+    ++dropped_;
+    return;
+  }
   pending_.push_back(static_cast<char>(byte));
-  if (byte == '\n' || pending_.size() >= kFlushThreshold) flush_locked();
+  if (byte == '\n' || pending_.size() == kFlushThreshold) output_ready_.signal();
 }
 
 void Serial::update_interrupt() {
@@ -121,20 +130,42 @@ void Serial::update_interrupt() {
   irq_asserted_ = active;
 }
 
-void Serial::flush() {
-  std::lock_guard lock(mutex_);
-  flush_locked();
+void Serial::flush(std::chrono::milliseconds patience) {
+  if (out_fd_ < 0) return;
+  {
+    std::lock_guard lock(mutex_);
+    unwritten_.append(pending_);
+    pending_.clear();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  size_t done = 0;
+  while (done < unwritten_.size()) {
+    const ssize_t n = ::write(out_fd_, unwritten_.data() + done, unwritten_.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd pfd{out_fd_, POLLOUT, 0};
+      if (left.count() > 0 && ::poll(&pfd, 1, static_cast<int>(left.count())) > 0) continue;
+      break;  // the reader is slow: keep the rest for the next flush
+    }
+    done = unwritten_.size();  // a closed or broken console loses output, never the VM
+  }
+  unwritten_.erase(0, done);
+  if (unwritten_.size() > kBacklogBytes) {  // drop the oldest: the tail keeps the latest anyway
+    const size_t excess = unwritten_.size() - kBacklogBytes;
+    unwritten_.erase(0, excess);
+    std::lock_guard lock(mutex_);
+    dropped_ += excess;
+  }
 }
 
-void Serial::flush_locked() {
-  size_t done = 0;
-  while (done < pending_.size()) {
-    const ssize_t n = ::write(out_fd_, pending_.data() + done, pending_.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // a closed or broken console loses output, never the VM
-    done += static_cast<size_t>(n);
-  }
-  pending_.clear();
+uint64_t Serial::dropped_bytes() const {
+  std::lock_guard lock(mutex_);
+  return dropped_;
 }
 
 std::string Serial::tail() const {
@@ -144,7 +175,9 @@ std::string Serial::tail() const {
 
 void Serial::push_input(std::span<const uint8_t> bytes) {
   std::lock_guard lock(mutex_);
-  rx_.insert(rx_.end(), bytes.begin(), bytes.end());
+  for (uint8_t byte : bytes) {
+    if (rx_.size() < kInputBufferBytes) rx_.push_back(byte); else overrun_ = true;
+  }
   update_interrupt();
 }
 

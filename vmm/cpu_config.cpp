@@ -123,7 +123,9 @@ std::vector<kvm_msr_entry> boot_msrs(std::span<const uint32_t> settable) {
   };
   std::vector<kvm_msr_entry> out;
   for (const auto& msr : wanted) {
-    if (std::find(settable.begin(), settable.end(), msr.index) != settable.end()) out.push_back(msr);
+    // KVM emulates the MTRRs without listing them; without this the guest sees them off.
+    const bool always = msr.index == kMsrMtrrDefType;
+    if (always || std::find(settable.begin(), settable.end(), msr.index) != settable.end()) out.push_back(msr);
   }
   return out;
 }

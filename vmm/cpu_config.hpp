@@ -28,7 +28,7 @@ struct CpuidOptions {
 [[nodiscard]] std::vector<kvm_cpuid_entry2> vcpu_cpuid(std::span<const kvm_cpuid_entry2> supported, uint32_t index,
                                                        uint32_t count, CpuidOptions options = {});
 
-// The boot MSR values, restricted to those KVM lists as settable.
+// The boot MSR values: those KVM lists as settable, plus MTRRdefType (emulated, unlisted).
 [[nodiscard]] std::vector<kvm_msr_entry> boot_msrs(std::span<const uint32_t> settable);
 
 // Sets CPUID, MSRs, FPU and LAPIC LINT0/LINT1 (ExtINT/NMI) on a fresh vCPU.

@@ -53,7 +53,7 @@ uint64_t GuestMemory::total_size() const {
 
 Result<std::span<uint8_t>> GuestMemory::slice(uint64_t gpa, uint64_t len) const {
   for (const auto& r : regions_) {
-    if (gpa < r.gpa || gpa >= r.end()) continue;
+    if (gpa < r.gpa || gpa > r.end() || (gpa == r.end() && len > 0)) continue;
     const uint64_t offset = gpa - r.gpa;
     if (len > r.size() - offset) break;  // crosses the end of the region
     return std::span<uint8_t>(r.mapping.data() + offset, len);

@@ -2,7 +2,7 @@
 //
 //   0x0000_0000  real-mode IVT/BDA (unused, left as RAM)
 //   0x0000_0500  GDT
-//   0x0000_0520  IDT (empty)
+//   0x0000_0530  IDT (empty)
 //   0x0000_6000  PVH hvm_start_info, then its memory map and module list
 //   0x0000_7000  zero page (struct boot_params) for the 64-bit boot protocol
 //   0x0000_8ff0  initial stack (grows down)
@@ -22,7 +22,9 @@ namespace hyper::layout {
 inline constexpr uint64_t kPageSize = 0x1000;
 
 inline constexpr uint64_t kGdtStart = 0x500;
-inline constexpr uint64_t kIdtStart = 0x520;
+inline constexpr uint64_t kGdtEntries = 5;  // boot/cpu_state.cpp: null, code32, code64, data, TSS
+inline constexpr uint64_t kIdtStart = 0x530;
+static_assert(kGdtStart + kGdtEntries * 8 <= kIdtStart, "the GDT must end before the IDT");
 inline constexpr uint64_t kPvhStartInfo = 0x6000;
 inline constexpr uint64_t kPvhStartInfoEnd = 0x7000;
 inline constexpr uint64_t kZeroPage = 0x7000;
@@ -38,7 +40,6 @@ inline constexpr uint64_t kEbdaStart = 0x9fc00;
 inline constexpr uint64_t kMpTableStart = 0xf0000;
 inline constexpr uint64_t kMpTableMaxSize = 0x10000;
 inline constexpr uint64_t kHighMemoryStart = 0x100000;  // 1 MiB
-inline constexpr uint64_t kBzImageLoadAddress = kHighMemoryStart;
 
 inline constexpr uint64_t kMmioHoleStart = 0xd0000000;
 inline constexpr uint64_t kMmioHoleEnd = 1ULL << 32;

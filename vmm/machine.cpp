@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 
 #include <chrono>
@@ -11,6 +13,8 @@
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <optional>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -35,17 +39,52 @@ constexpr uint64_t kMinMemoryMib = 32;
 constexpr uint64_t kMaxMemoryMib = 1ULL << 20;  // 1 TiB: beyond that something is wrong
 constexpr long kConsoleFlushIntervalNs = 50'000'000;
 constexpr const char* kPanicMarker = "Kernel panic - not syncing";
+constexpr std::chrono::milliseconds kFinalFlushPatience{2000};
 
-Status validate(const MachineConfig& config, const Kvm& kvm) {
-  const uint32_t max_vcpus = std::min(layout::kMaxVcpus, kvm.max_vcpus());
-  if (config.vcpus < 1 || config.vcpus > max_vcpus)
-    return make_error(Errc::invalid_argument, "--cpus must be between 1 and " + std::to_string(max_vcpus));
+// Checks what needs no host first, so a bad flag is reported as such even without KVM.
+Status validate(const MachineConfig& config) {
+  if (config.vcpus < 1 || config.vcpus > layout::kMaxVcpus)
+    return make_error(Errc::invalid_argument, "--cpus must be between 1 and " + std::to_string(layout::kMaxVcpus));
   if (config.memory_mib < kMinMemoryMib || config.memory_mib > kMaxMemoryMib)
     return make_error(Errc::invalid_argument, "--memory must be between " + std::to_string(kMinMemoryMib) + " and " +
                                                   std::to_string(kMaxMemoryMib) + " MiB");
+  if (config.hugepages && config.memory_mib % 2)
+    return make_error(Errc::invalid_argument, "--memory must be a multiple of 2 MiB with --hugepages");
   if (config.kernel.empty()) return make_error(Errc::invalid_argument, "no kernel given");
   return {};
 }
+
+Status validate_for_host(const MachineConfig& config, const Kvm& kvm) {
+  if (config.vcpus > kvm.max_vcpus())
+    return make_error(Errc::unsupported, "this host's KVM allows at most " + std::to_string(kvm.max_vcpus()) + " vCPUs");
+  return {};
+}
+
+// A console fd whose writes never block the VMM. Pipes and terminals get a new open
+// file description (through /proc/self/fd) with O_NONBLOCK, so the flag does not leak
+// to everyone else sharing the caller's stdout; regular files never block.
+Result<UniqueFd> nonblocking_console(int fd) {
+  if (fd < 0) return UniqueFd();
+  struct stat st {};
+  if (::fstat(fd, &st) < 0) return Error::from_errno("console fd");
+  if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  UniqueFd reopened(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!reopened.valid()) return Error::from_errno("reopening the console without blocking");
+  return reopened;
+}
+
+// Blocks the stop signals for the scope, restoring the caller's mask on every path.
+class SignalMaskGuard {
+ public:
+  explicit SignalMaskGuard(const sigset_t& blocked) { pthread_sigmask(SIG_BLOCK, &blocked, &previous_); }
+  ~SignalMaskGuard() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  SignalMaskGuard(const SignalMaskGuard&) = delete;
+  SignalMaskGuard& operator=(const SignalMaskGuard&) = delete;
+
+ private:
+  sigset_t previous_;
+};
 
 Result<UniqueFd> periodic_timer(long interval_ns) {
   UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
@@ -131,6 +170,7 @@ struct Machine::Impl {
   Bus pio{"PIO"};
   Bus mmio{"MMIO"};
   std::vector<Vcpu> vcpus;
+  UniqueFd console;  // our own non-blocking handle on config.console_fd
   std::shared_ptr<devices::Serial> serial;
   std::string cmdline;
   std::atomic<uint64_t> first_run_ns{0};
@@ -141,7 +181,9 @@ struct Machine::Impl {
 Status Machine::Impl::add_legacy_devices() {
   auto irq = HYPER_TRY(EventFd::create());
   HYPER_CHECK(vm.register_irqfd(irq.fd(), layout::kCom1Irq));
-  serial = std::make_shared<devices::Serial>(std::move(irq), config.console_fd);
+  auto output_ready = HYPER_TRY(EventFd::create());
+  console = HYPER_TRY(nonblocking_console(config.console_fd));
+  serial = std::make_shared<devices::Serial>(std::move(irq), std::move(output_ready), console.get());
   HYPER_CHECK(pio.insert(serial, layout::kCom1Port, 8));
 
   auto i8042 = std::make_shared<devices::I8042>([this] { exits.report({ExitKind::reset, 0, "the guest reset itself"}); });
@@ -198,8 +240,9 @@ Result<boot::KernelImage> Machine::Impl::load_kernel_and_devices() {
 
 Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
   if (config.start_ns == 0) config.start_ns = monotonic_ns();
+  HYPER_CHECK(validate(config));
   auto kvm = HYPER_TRY(Kvm::open());
-  HYPER_CHECK(validate(config, kvm));
+  HYPER_CHECK(validate_for_host(config, kvm));
   if (kvm.is_pvm()) {
     config.log("host KVM is PVM (no VT-x/SVM): only guest kernels with PVM guest support "
                "(CONFIG_PVM_GUEST) can run here");
@@ -245,16 +288,23 @@ Result<RunResult> Machine::run() {
   m.ran = true;
   HYPER_CHECK(install_kick_handler());
 
-  sigset_t blocked = stop_signals(), previous;
+  const sigset_t blocked = stop_signals();
+  std::optional<SignalMaskGuard> mask;
   UniqueFd signal_fd;
   if (m.config.handle_signals) {
-    pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+    mask.emplace(blocked);
     signal_fd.reset(::signalfd(-1, &blocked, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!signal_fd.valid()) return Error::from_errno("signalfd");
   }
 
   auto loop = HYPER_TRY(EventLoop::create());
   HYPER_CHECK(loop.add(m.exits.wakeup_fd(), [&] { m.exits.acknowledge_wakeup(); }));
+  HYPER_CHECK(loop.add(m.serial->output_ready_fd(), [&] {
+    uint64_t count;
+    (void)!::read(m.serial->output_ready_fd(), &count, sizeof count);
+    m.serial->flush();
+  }));
+  // Partial lines (a prompt, say) still reach the console within this interval.
   auto flush_timer = HYPER_TRY(periodic_timer(kConsoleFlushIntervalNs));
   HYPER_CHECK(loop.add(flush_timer.get(), [&] {
     uint64_t ticks;
@@ -272,7 +322,11 @@ Result<RunResult> Machine::run() {
 
   VcpuContext ctx{m.pio, m.mmio, m.exits, m.kvm.is_pvm(), m.first_run_ns};
   VcpuThreads threads;
-  for (const auto& vcpu : m.vcpus) threads.start([&vcpu, &ctx] { run_vcpu(vcpu, ctx); });
+  try {
+    for (const auto& vcpu : m.vcpus) threads.start([&vcpu, &ctx] { run_vcpu(vcpu, ctx); });
+  } catch (const std::system_error& e) {  // the threads already started are stopped below
+    m.exits.report({ExitKind::error, 1, std::string("cannot start a vCPU thread: ") + e.what()});
+  }
 
   const Status loop_status = loop.run_until([&] { return m.exits.stopping(); });
   if (!loop_status) m.exits.report({ExitKind::error, 1, loop_status.error().message});
@@ -284,8 +338,9 @@ Result<RunResult> Machine::run() {
                  static_cast<int>(kVcpuStopTimeout.count()));
     std::_Exit(1);
   }
-  m.serial->flush();
-  if (m.config.handle_signals) pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  m.serial->flush(kFinalFlushPatience);
+  if (const uint64_t dropped = m.serial->dropped_bytes())
+    m.config.log("the console reader fell behind: " + std::to_string(dropped) + " bytes of guest output were dropped");
 
   RunResult result{m.classify(*m.exits.result()), {}, m.serial->tail()};
   result.timings = {m.config.start_ns, m.first_run_ns.load(), m.boot_timer_ns.load(), monotonic_ns()};

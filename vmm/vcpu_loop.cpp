@@ -44,22 +44,23 @@ VmExit system_event_exit(const kvm_run& run) {
 
 // Handles one exit; returns the VM's end when this exit ends it.
 std::optional<VmExit> dispatch_exit(const Vcpu& vcpu, kvm_run& run, VcpuContext& ctx) {
-  const std::string where = "vCPU " + std::to_string(vcpu.id());
+  auto where = [&vcpu] { return "vCPU " + std::to_string(vcpu.id()); };
   switch (run.exit_reason) {
     case KVM_EXIT_IO: handle_io(run, ctx); return std::nullopt;
     case KVM_EXIT_MMIO: handle_mmio(run, ctx); return std::nullopt;
     case KVM_EXIT_INTR: return std::nullopt;
-    case KVM_EXIT_HLT: return VmExit{ExitKind::power_off, 0, where + " halted"};
-    case KVM_EXIT_SHUTDOWN: return VmExit{ExitKind::triple_fault, 0, where + " triple-faulted (or the guest reset it)"};
+    case KVM_EXIT_HLT: return VmExit{ExitKind::power_off, 0, where() + " halted"};
+    case KVM_EXIT_SHUTDOWN:  // guests reboot through the i8042 (reboot=k): this is a crash
+      return VmExit{ExitKind::triple_fault, 1, where() + " triple-faulted"};
     case KVM_EXIT_SYSTEM_EVENT: return system_event_exit(run);
     case KVM_EXIT_INTERNAL_ERROR:
-      return VmExit{ExitKind::error, 1, where + ": " + describe_internal_error(vcpu, run, ctx.host_is_pvm)};
+      return VmExit{ExitKind::error, 1, where() + ": " + describe_internal_error(vcpu, run, ctx.host_is_pvm)};
     case KVM_EXIT_FAIL_ENTRY:
       return VmExit{ExitKind::error, 1,
-                    where + ": KVM could not enter the guest (hardware entry failure reason " +
+                    where() + ": KVM could not enter the guest (hardware entry failure reason " +
                         to_hex(run.fail_entry.hardware_entry_failure_reason) + ")"};
     default:
-      return VmExit{ExitKind::error, 1, where + ": unhandled KVM exit reason " + std::to_string(run.exit_reason)};
+      return VmExit{ExitKind::error, 1, where() + ": unhandled KVM exit reason " + std::to_string(run.exit_reason)};
   }
 }
 

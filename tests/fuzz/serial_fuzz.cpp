@@ -8,8 +8,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto irq = hyper::EventFd::create();
-  if (!irq) return 0;
-  hyper::devices::Serial serial(std::move(irq).value(), -1);
+  auto ready = hyper::EventFd::create();
+  if (!irq || !ready) return 0;
+  hyper::devices::Serial serial(std::move(irq).value(), std::move(ready).value(), -1);
   for (size_t i = 0; i + 2 < size; i += 3) {
     const uint8_t op = data[i], offset = data[i + 1] & 0x0f, value = data[i + 2];
     uint8_t byte = value;

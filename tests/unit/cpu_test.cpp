@@ -34,6 +34,9 @@ TEST_CASE("boot registers: PVH starts in 32-bit protected mode, bzImage in long 
   const auto pvh_sregs = boot_sregs(kvm_sregs{}, KernelFormat::elf_pvh);
   CHECK((pvh_sregs.cr0 & 1) == 1);
   CHECK((pvh_sregs.cr0 & (1u << 31)) == 0);
+  kvm_sregs reset{};
+  reset.cr0 = 0x60000010;  // KVM's reset value: CD|NW|ET
+  CHECK((boot_sregs(reset, KernelFormat::elf_pvh).cr0 & 0x60000000) == 0);  // caches on
   CHECK(pvh_sregs.efer == 0);
   CHECK(pvh_sregs.cs.selector == layout::kCode32Selector);
   CHECK(pvh_sregs.cs.db == 1);
@@ -56,6 +59,8 @@ TEST_CASE("page tables: 4 GiB identity-mapped with 2 MiB pages") {
   auto mem = GuestMemory::create(specs).value();
   REQUIRE(write_cpu_tables(mem, KernelFormat::bzimage).ok());
   CHECK(mem.read_obj<uint64_t>(layout::kPml4Start).value() == (layout::kPdptStart | 3));
+  // The IDT must not overwrite the last GDT entry (the TSS that TR refers to).
+  CHECK(mem.read_obj<uint64_t>(layout::kGdtStart + layout::kTssSelector).value() == boot_gdt()[4]);
   for (uint64_t gib = 0; gib < 4; ++gib) {
     const uint64_t pd = mem.read_obj<uint64_t>(layout::kPdptStart + gib * 8).value() & ~0xfffULL;
     CHECK(pd == layout::kPdStart + gib * 0x1000);
@@ -119,7 +124,8 @@ TEST_CASE("CPUID: APIC ID, logical count and topology leaves agree with the vCPU
 TEST_CASE("boot MSRs: only those KVM can set") {
   const uint32_t settable[] = {0x10, 0x1a0, 0xc0000082};
   const auto msrs = boot_msrs(settable);
-  REQUIRE(msrs.size() == 3);
+  REQUIRE(msrs.size() == 4);
+  CHECK(std::any_of(msrs.begin(), msrs.end(), [](auto& m) { return m.index == 0x2ff && m.data == 0x806; }));
   auto misc = std::find_if(msrs.begin(), msrs.end(), [](auto& m) { return m.index == 0x1a0; });
   REQUIRE(misc != msrs.end());
   CHECK(misc->data == 1);  // fast strings

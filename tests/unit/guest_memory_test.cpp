@@ -35,6 +35,9 @@ TEST_CASE("guest memory: rejects accesses outside, across and wrapping around re
   CHECK_FALSE(mem.contains(0x10000, std::numeric_limits<uint64_t>::max()));    // huge length
   CHECK_FALSE(mem.contains(std::numeric_limits<uint64_t>::max(), 2));          // wraps
   CHECK(mem.contains(0x3fff, 1));
+  CHECK(mem.contains(0x4000, 0));  // an empty range at the very end (a segment with no .bss)
+  CHECK(mem.fill(0x12000, 0, 0).ok());
+  CHECK_FALSE(mem.contains(0x4001, 0));
   CHECK(mem.contains(0x4000 - 0x10, 0x10));
   CHECK(mem.fill(0x11000, 0x1001, 0).error().code == Errc::out_of_bounds);
 }

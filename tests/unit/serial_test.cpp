@@ -32,11 +32,20 @@ uint8_t in(Serial& s, uint64_t reg) {
 void out(Serial& s, uint64_t reg, uint8_t v) { s.write(0x3f8, reg, {&v, 1}); }
 
 struct Fixture {
-  Fixture() : irq(EventFd::create().value()), irq_fd(irq.fd()), serial(std::move(irq), pipe.fds[1]) {}
+  Fixture()
+      : irq(EventFd::create().value()),
+        ready(EventFd::create().value()),
+        irq_fd(irq.fd()),
+        ready_fd(ready.fd()),
+        serial(std::move(irq), std::move(ready), pipe.fds[1]) {}
   Pipe pipe;
-  EventFd irq;
-  int irq_fd;
+  EventFd irq, ready;
+  int irq_fd, ready_fd;
   Serial serial;
+  bool output_ready() const {
+    uint64_t v = 0;
+    return ::read(ready_fd, &v, sizeof v) == sizeof v;
+  }
   uint64_t interrupts() const {
     uint64_t v = 0;
     return ::read(irq_fd, &v, sizeof v) == sizeof v ? v : 0;
@@ -44,16 +53,34 @@ struct Fixture {
 };
 }  // namespace
 
-TEST_CASE("serial: transmitted bytes reach the console by line, and the tail keeps them") {
+TEST_CASE("serial: the vCPU only buffers; a newline asks the event loop to flush") {
   Fixture f;
   for (char c : std::string("hello")) out(f.serial, 0, static_cast<uint8_t>(c));
-  CHECK(f.pipe.drain().empty());  // no newline yet
+  CHECK_FALSE(f.output_ready());  // no newline yet
+  CHECK(f.pipe.drain().empty());  // and no write on the vCPU's path
   out(f.serial, 0, '\n');
+  CHECK(f.output_ready());
+  CHECK(f.pipe.drain().empty());
+  f.serial.flush();
   CHECK(f.pipe.drain() == "hello\n");
   out(f.serial, 0, 'x');
-  f.serial.flush();
+  f.serial.flush();  // the periodic flush takes partial lines
   CHECK(f.pipe.drain() == "x");
   CHECK(f.serial.tail() == "hello\nx");
+}
+
+TEST_CASE("serial: a console that stops reading loses the oldest output, never blocks") {
+  Fixture f;
+  const std::string line(1023, 'a');
+  size_t sent = 0;
+  while (sent < 3 * Serial::kBacklogBytes) {  // far more than the pipe and the backlog hold
+    for (char c : line) out(f.serial, 0, static_cast<uint8_t>(c));
+    out(f.serial, 0, '\n');
+    sent += 1024;
+    f.serial.flush();  // returns at once when the pipe is full
+  }
+  CHECK(f.serial.dropped_bytes() > 0);
+  CHECK(f.serial.dropped_bytes() < sent);
 }
 
 TEST_CASE("serial: the tail is bounded") {
@@ -93,6 +120,15 @@ TEST_CASE("serial: FIFO, divisor latch, scratch and loopback look like a 16550A"
   CHECK((in(f.serial, 5) & 0x01) == 0x01);
   CHECK(in(f.serial, 0) == 'q');
   CHECK(f.serial.tail().empty());
+  for (int i = 0; i < 1000; ++i) out(f.serial, 0, 'z');  // never read: the FIFO stays 16 bytes
+  CHECK((in(f.serial, 5) & 0x03) == 0x03);  // data ready + overrun
+  CHECK((in(f.serial, 5) & 0x02) == 0);     // reading LSR cleared the overrun
+  int received = 0;
+  while (in(f.serial, 5) & 0x01) {
+    (void)in(f.serial, 0);
+    ++received;
+  }
+  CHECK(received == static_cast<int>(Serial::kRxFifoBytes));
 }
 
 TEST_CASE("serial: input is readable and raises the receive interrupt") {
