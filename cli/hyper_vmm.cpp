@@ -44,8 +44,9 @@ std::optional<Options> parse_args(int argc, char** argv) {
       "Usage: hyper-vmm --kernel KERNEL [options]\n\n"
       "Boots a Linux kernel (ELF vmlinux with a PVH note, or bzImage) in a KVM microVM.\n"
       "Exit status: the byte the guest wrote to the exit port (0x501); 0 when the guest\n"
-      "rebooted or powered off; 1 when the guest kernel panicked or KVM failed; 2 for bad\n"
-      "options or a VM that could not be built; 128+N when stopped by signal N.\n\nOptions");
+      "rebooted or powered off; 1 when the guest kernel panicked or triple-faulted or KVM\n"
+      "failed; 2 for bad options or a VM that could not be built; 128+N when stopped by\n"
+      "signal N.\n\nOptions");
   desc.add_options()
       ("help,h", "show this help and exit")
       ("kernel,k", po::value(&kernel)->value_name("PATH"), "kernel image: vmlinux (PVH entry) or bzImage (required)")
