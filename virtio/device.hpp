@@ -1,0 +1,44 @@
+// What a virtio device implements; the transport (virtio/mmio.hpp) calls it and knows
+// nothing device-specific, and the device knows nothing of the transport.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "virtio/queue.hpp"
+
+namespace hyper::virtio {
+
+inline constexpr uint64_t kFeatureVersion1 = 1ULL << 32;
+inline constexpr uint64_t kFeatureRingEventIdx = 1ULL << 29;
+inline constexpr uint64_t kFeatureRingIndirectDesc = 1ULL << 28;
+
+// Handed to a device when the driver sets DRIVER_OK.
+struct Activation {
+  const GuestMemory* memory;
+  uint64_t features;            // what the driver accepted
+  std::vector<Queue> queues;    // one per queue the device declared, ready to use
+  std::function<void()> notify_used;  // raise the used-buffer interrupt
+};
+
+class VirtioDevice {
+ public:
+  virtual ~VirtioDevice() = default;
+  [[nodiscard]] virtual uint32_t device_type() const = 0;
+  // Must include kFeatureVersion1.
+  [[nodiscard]] virtual uint64_t device_features() const = 0;
+  // The maximum size of each queue; the count is the number of queues.
+  [[nodiscard]] virtual std::vector<uint16_t> queue_max_sizes() const = 0;
+  virtual void read_config(uint64_t offset, std::span<uint8_t> data) const = 0;
+  virtual void write_config(uint64_t offset, std::span<const uint8_t> data) = 0;
+  // The driver is ready; an error puts the device into DEVICE_NEEDS_RESET.
+  [[nodiscard]] virtual Status activate(Activation activation) = 0;
+  // The driver kicked queue `index` (when no ioeventfd carries the kick).
+  virtual void queue_notify(uint32_t index) = 0;
+  // The driver reset the device: drop every queue and in-flight request.
+  virtual void reset() = 0;
+};
+
+}  // namespace hyper::virtio

@@ -1,0 +1,78 @@
+// The virtio-mmio transport, version 2 (virtio 1.x, section 4.2): the register window a
+// guest driver sees, the device-status state machine with only the legal transitions,
+// feature negotiation (VIRTIO_F_VERSION_1 required), queue set-up, interrupt status.
+// Every register access comes from the guest and is treated as hostile.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "virtio/device.hpp"
+#include "vmm/bus.hpp"
+#include "vmm/event_fd.hpp"
+
+namespace hyper::virtio {
+
+inline constexpr uint64_t kMmioWindowSize = 0x1000;
+
+// Device-status bits (virtio 1.x, section 2.1).
+enum StatusBit : uint32_t {
+  kStatusAcknowledge = 1,
+  kStatusDriver = 2,
+  kStatusDriverOk = 4,
+  kStatusFeaturesOk = 8,
+  kStatusNeedsReset = 64,
+  kStatusFailed = 128,
+};
+
+// "virtio_mmio.device=4K@0xd0000000:5": how Linux learns of a device without ACPI/DT.
+[[nodiscard]] std::string mmio_cmdline_entry(uint64_t base, uint32_t irq);
+
+class MmioTransport final : public BusDevice {
+ public:
+  MmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMemory& memory, EventFd irq);
+
+  void read(uint64_t base, uint64_t offset, std::span<uint8_t> data) override;
+  void write(uint64_t base, uint64_t offset, std::span<const uint8_t> data) override;
+
+  [[nodiscard]] int irq_fd() const { return irq_.fd(); }
+  [[nodiscard]] uint32_t status() const;
+  // Register writes the state machine refused (illegal transitions, bad values).
+  [[nodiscard]] uint64_t rejected_writes() const;
+
+ private:
+  struct QueueState {
+    uint16_t max_size;
+    uint16_t size = 0;
+    bool ready = false;
+    uint64_t desc = 0, driver = 0, device = 0;
+  };
+
+  uint32_t read_register(uint64_t offset) const;
+  void write_register(uint64_t offset, uint32_t value);
+  void write_status(uint32_t value);
+  bool features_acceptable() const;
+  void activate();
+  void reset_locked();
+  void raise(uint32_t interrupt_bit);
+  [[nodiscard]] bool configuring_queues() const;
+  QueueState* selected_queue();
+  const QueueState* selected_queue() const;
+
+  std::shared_ptr<VirtioDevice> device_;
+  const GuestMemory* memory_;
+  EventFd irq_;
+  mutable std::mutex mutex_;
+  std::vector<QueueState> queues_;
+  uint32_t status_ = 0;
+  uint32_t device_features_sel_ = 0, driver_features_sel_ = 0, queue_sel_ = 0;
+  uint64_t driver_features_ = 0;
+  uint32_t interrupt_status_ = 0;
+  uint32_t config_generation_ = 0;
+  uint64_t rejected_ = 0;
+};
+
+}  // namespace hyper::virtio
