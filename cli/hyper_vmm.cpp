@@ -56,6 +56,7 @@ std::optional<Options> parse_args(int argc, char** argv) {
       ("cpus", po::value(&opt.machine.vcpus)->default_value(1)->value_name("N"), "number of vCPUs (1-64)")
       ("memory,m", po::value(&opt.machine.memory_mib)->default_value(128)->value_name("MiB"), "guest RAM in MiB")
       ("hugepages", po::bool_switch(&opt.machine.hugepages), "back guest RAM with 2 MiB huge pages")
+      ("rng", po::bool_switch(&opt.machine.rng), "add a virtio-rng device (entropy from the host's getrandom)")
       ("console", po::value(&opt.console)->value_name("stdout|none|PATH"),
        "where the guest's serial console goes (default: stdout)")
       ("timings", po::bool_switch(&opt.timings),

@@ -167,6 +167,16 @@ Status Vm::register_irqfd(int eventfd, uint32_t gsi) const {
   return ioctl_status(fd_.get(), KVM_IRQFD, &irqfd, "KVM_IRQFD");
 }
 
+Status Vm::register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) const {
+  kvm_ioeventfd io{};
+  io.addr = addr;
+  io.len = len;
+  io.fd = eventfd;
+  io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  io.datamatch = datamatch;
+  return ioctl_status(fd_.get(), KVM_IOEVENTFD, &io, "KVM_IOEVENTFD");
+}
+
 Result<Vcpu> Vm::create_vcpu(uint32_t id, size_t mmap_size) const {
   const int raw = HYPER_TRY(checked_ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id), "KVM_CREATE_VCPU"));
   UniqueFd fd(raw);

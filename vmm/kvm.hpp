@@ -57,6 +57,9 @@ class Vm {
   [[nodiscard]] Status set_identity_map_addr(uint64_t addr) const;
   // Writing to `eventfd` injects an edge on `gsi`.
   [[nodiscard]] Status register_irqfd(int eventfd, uint32_t gsi) const;
+  // A guest write of `len` bytes equal to `datamatch` at MMIO `addr` signals `eventfd`
+  // in the kernel, without an exit to the VMM.
+  [[nodiscard]] Status register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) const;
   [[nodiscard]] Result<Vcpu> create_vcpu(uint32_t id, size_t mmap_size) const;
 
  private:

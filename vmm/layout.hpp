@@ -45,6 +45,7 @@ inline constexpr uint64_t kMmioHoleStart = 0xd0000000;
 inline constexpr uint64_t kMmioHoleEnd = 1ULL << 32;
 inline constexpr uint64_t kVirtioMmioStart = kMmioHoleStart;
 inline constexpr uint64_t kVirtioMmioWindowSize = 0x1000;
+inline constexpr uint32_t kVirtioFirstIrq = 5;  // one ISA-style IRQ per virtio device
 inline constexpr uint64_t kIoapicStart = 0xfec00000;
 inline constexpr uint64_t kKvmIdentityMapStart = 0xfeffc000;  // one page, Intel only
 inline constexpr uint64_t kKvmTssStart = 0xfeffd000;          // three pages, Intel only

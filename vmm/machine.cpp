@@ -31,6 +31,8 @@
 #include "vmm/kvm.hpp"
 #include "vmm/layout.hpp"
 #include "vmm/vcpu_loop.hpp"
+#include "virtio/mmio.hpp"
+#include "virtio/rng.hpp"
 
 namespace hyper {
 namespace {
@@ -60,18 +62,23 @@ Status validate_for_host(const MachineConfig& config, const Kvm& kvm) {
   return {};
 }
 
-// A console fd whose writes never block the VMM. Pipes and terminals get a new open
+// A console fd whose writes do not block the VMM. Pipes and terminals get a new open
 // file description (through /proc/self/fd) with O_NONBLOCK, so the flag does not leak
-// to everyone else sharing the caller's stdout; regular files never block.
+// to everyone else sharing the caller's stdout; regular files never block. A device
+// that cannot be opened twice (a virtio console port, say) keeps blocking writes: they
+// happen on the event-loop thread only, never on a vCPU.
 Result<UniqueFd> nonblocking_console(int fd) {
   if (fd < 0) return UniqueFd();
   struct stat st {};
   if (::fstat(fd, &st) < 0) return Error::from_errno("console fd");
-  if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  UniqueFd reopened(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-  if (!reopened.valid()) return Error::from_errno("reopening the console without blocking");
-  return reopened;
+  if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    UniqueFd reopened(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (reopened.valid()) return reopened;
+  }
+  UniqueFd duplicate(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!duplicate.valid()) return Error::from_errno("console fd");
+  return duplicate;
 }
 
 // Blocks the stop signals for the scope, restoring the caller's mask on every path.
@@ -159,6 +166,8 @@ struct Machine::Impl {
 
   Result<boot::KernelImage> load_kernel_and_devices();
   Status add_legacy_devices();
+  Status add_virtio_devices();
+  Status add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device);
   Status create_vcpus(const boot::KernelImage& kernel);
   VmExit classify(VmExit exit) const;
 
@@ -170,6 +179,11 @@ struct Machine::Impl {
   Bus pio{"PIO"};
   Bus mmio{"MMIO"};
   std::vector<Vcpu> vcpus;
+  struct DeviceKicks {
+    std::shared_ptr<virtio::VirtioDevice> device;
+    std::vector<EventFd> queues;  // index = queue
+  };
+  std::vector<DeviceKicks> kicks;
   UniqueFd console;  // our own non-blocking handle on config.console_fd
   std::shared_ptr<devices::Serial> serial;
   std::string cmdline;
@@ -232,10 +246,37 @@ VmExit Machine::Impl::classify(VmExit exit) const {
 
 Result<boot::KernelImage> Machine::Impl::load_kernel_and_devices() {
   cmdline = kBaseCmdline;
-  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
-  auto kernel = HYPER_TRY(boot::load_boot_image(memory, {config.kernel, config.initrd, cmdline, config.vcpus}));
   HYPER_CHECK(add_legacy_devices());
-  return kernel;
+  HYPER_CHECK(add_virtio_devices());  // appends its virtio_mmio.device= entries
+  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
+  return boot::load_boot_image(memory, {config.kernel, config.initrd, cmdline, config.vcpus});
+}
+
+// Each virtio device gets the next MMIO window and IRQ; its queue kicks arrive on
+// ioeventfds that the event loop serves, so no vCPU ever runs device work.
+Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device) {
+  const uint32_t index = static_cast<uint32_t>(kicks.size());
+  const uint64_t base = layout::kVirtioMmioStart + index * layout::kVirtioMmioWindowSize;
+  const uint32_t irq = layout::kVirtioFirstIrq + index;
+  auto irq_fd = HYPER_TRY(EventFd::create());
+  HYPER_CHECK(vm.register_irqfd(irq_fd.fd(), irq));
+  const uint32_t queue_count = static_cast<uint32_t>(device->queue_max_sizes().size());
+  auto transport = std::make_shared<virtio::MmioTransport>(device, memory, std::move(irq_fd));
+  HYPER_CHECK(mmio.insert(transport, base, virtio::kMmioWindowSize));
+  std::vector<EventFd> device_kicks;
+  for (uint32_t q = 0; q < queue_count; ++q) {
+    auto kick = HYPER_TRY(EventFd::create());
+    HYPER_CHECK(vm.register_ioeventfd(kick.fd(), base + virtio::kMmioQueueNotify, 4, q));
+    device_kicks.push_back(std::move(kick));
+  }
+  kicks.push_back({device, std::move(device_kicks)});
+  cmdline += " " + virtio::mmio_cmdline_entry(base, irq);
+  return {};
+}
+
+Status Machine::Impl::add_virtio_devices() {
+  if (config.rng) HYPER_CHECK(add_virtio_device(std::make_shared<virtio::Rng>()));
+  return {};
 }
 
 Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
@@ -318,6 +359,15 @@ Result<RunResult> Machine::run() {
       const int sig = static_cast<int>(info.ssi_signo);
       m.exits.report({ExitKind::signal, 128 + sig, std::string("stopped by signal ") + ::strsignal(sig)});
     }));
+  }
+
+  for (auto& dev : m.kicks) {
+    for (uint32_t q = 0; q < dev.queues.size(); ++q) {
+      HYPER_CHECK(loop.add(dev.queues[q].fd(), [&dev, q] {
+        (void)dev.queues[q].drain();
+        dev.device->queue_notify(q);
+      }));
+    }
   }
 
   VcpuContext ctx{m.pio, m.mmio, m.exits, m.kvm.is_pvm(), m.first_run_ns};

@@ -27,6 +27,7 @@ struct MachineConfig {
   uint32_t vcpus = 1;
   uint64_t memory_mib = 128;
   bool hugepages = false;
+  bool rng = false;  // a virtio-rng device
   int console_fd = STDOUT_FILENO;  // not owned; -1 discards the console
   bool handle_signals = true;      // SIGINT/SIGTERM/SIGHUP stop the VM (a CLI wants this)
   uint64_t start_ns = 0;           // the "exec" timestamp timings are relative to

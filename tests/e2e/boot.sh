@@ -39,6 +39,16 @@ case $case in
     grep -E -q 'timings: first_kvm_run_ms=[0-9.]+ boot_timer_ms=[0-9.]+ exit_ms=[0-9.]+' "$work/err" ||
       fail "no complete timings line"
     ;;
+  console)  # whatever stdout the VMM is given works: a pipe, and the one it inherits
+    # (a terminal, or in the rig a virtio console port that cannot be opened twice)
+    timeout 120 "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$initrd" 2>"$work/err" | cat >"$work/out"
+    rc=${PIPESTATUS[0]}
+    expect_rc 0
+    expect_out "hyper-test-init: exit 0"
+    timeout 120 "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --cmdline quiet 2>"$work/err"
+    rc=$?
+    expect_rc 0
+    ;;
   bzimage-init)  # the bzImage boots through the 64-bit boot protocol
     vmm --kernel "$kernel_dir/bzImage" --initrd "$initrd" --timings
     expect_rc 0
@@ -58,6 +68,14 @@ case $case in
     # MemTotal is RAM minus what the kernel keeps for itself: between 80% and 100% of 256 MiB.
     [ "$kib" -gt $((256 * 1024 * 8 / 10)) ] && [ "$kib" -le $((256 * 1024)) ] ||
       fail "guest sees $kib KiB, expected about 262144"
+    ;;
+  rng)  # virtio-rng through the MMIO transport: the guest's driver binds and reads entropy
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --rng --cmdline "test_action=rng"
+    expect_rc 0
+    expect_out "virtio_mmio.device=4K@0xd0000000:5"
+    expect_out "hyper-test-init: rng_current=virtio_rng.0 hwrng_read=32 "
+    bytes=$(sed -n 's/.*bytes=\([0-9a-f]*\).*/\1/p' "$work/out")
+    [ ${#bytes} -eq 64 ] && [ "$bytes" != "$(printf '0%.0s' {1..64})" ] || fail "no entropy from /dev/hwrng: '$bytes'"
     ;;
   panic)  # a kernel panic ends the VMM non-zero and shows the console tail
     vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --cmdline "test_action=panic"

@@ -50,6 +50,23 @@ unsigned long mem_total_kib() {
   return kib;
 }
 
+// Which hardware RNG the kernel chose, and 32 bytes from it.
+void report_hwrng() {
+  ::mkdir("/sys", 0555);
+  ::mount("sysfs", "/sys", "sysfs", 0, nullptr);
+  char current[64] = "none";
+  if (FILE* f = std::fopen("/sys/class/misc/hw_random/rng_current", "r")) {
+    if (std::fscanf(f, "%63s", current) != 1) std::strcpy(current, "unreadable");
+    std::fclose(f);
+  }
+  unsigned char bytes[32] = {};
+  const int fd = ::open("/dev/hwrng", O_RDONLY);
+  const ssize_t n = fd >= 0 ? ::read(fd, bytes, sizeof bytes) : -1;
+  std::printf("hyper-test-init: rng_current=%s hwrng_read=%zd bytes=", current, n);
+  for (unsigned char b : bytes) std::printf("%02x", b);
+  std::printf("\n");
+}
+
 }  // namespace
 
 int main() {
@@ -61,6 +78,8 @@ int main() {
   const char* action = std::getenv("test_action");
   if (action && std::strcmp(action, "info") == 0) {
     std::printf("hyper-test-init: cpus=%ld mem_kib=%lu\n", ::sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
+  } else if (action && std::strcmp(action, "rng") == 0) {
+    report_hwrng();
   } else if (action && std::strcmp(action, "panic") == 0) {
     std::printf("hyper-test-init: exiting PID 1 to make the kernel panic\n");
     flush_console();
