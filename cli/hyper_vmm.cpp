@@ -21,6 +21,33 @@ namespace {
 constexpr int kExitUsage = 2;      // bad flags or a machine that could not be built
 constexpr size_t kTailLines = 25;  // console lines shown when the guest dies badly
 
+// PATH[,ro][,serial=S]
+std::optional<virtio::BlkOptions> parse_disk(const std::string& spec) {
+  virtio::BlkOptions disk;
+  size_t start = 0;
+  for (bool first = true;; first = false) {
+    const size_t comma = spec.find(',', start);
+    const std::string part = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (first) {
+      disk.path = part;
+    } else if (part == "ro") {
+      disk.read_only = true;
+    } else if (part.rfind("serial=", 0) == 0) {
+      disk.serial = part.substr(7);
+    } else {
+      std::cerr << "hyper-vmm: --disk " << spec << ": unknown option '" << part << "' (want ro or serial=S)\n";
+      return std::nullopt;
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (disk.path.empty()) {
+    std::cerr << "hyper-vmm: --disk needs a path\n";
+    return std::nullopt;
+  }
+  return disk;
+}
+
 struct Options {
   MachineConfig machine;
   std::string console = "stdout";
@@ -40,6 +67,7 @@ uint64_t exec_timestamp(uint64_t fallback) {
 std::optional<Options> parse_args(int argc, char** argv) {
   Options opt;
   std::string kernel, initrd;
+  std::vector<std::string> disks;
   po::options_description desc(
       "Usage: hyper-vmm --kernel KERNEL [options]\n\n"
       "Boots a Linux kernel (ELF vmlinux with a PVH note, or bzImage) in a KVM microVM.\n"
@@ -56,6 +84,8 @@ std::optional<Options> parse_args(int argc, char** argv) {
       ("cpus", po::value(&opt.machine.vcpus)->default_value(1)->value_name("N"), "number of vCPUs (1-64)")
       ("memory,m", po::value(&opt.machine.memory_mib)->default_value(128)->value_name("MiB"), "guest RAM in MiB")
       ("hugepages", po::bool_switch(&opt.machine.hugepages), "back guest RAM with 2 MiB huge pages")
+      ("disk", po::value(&disks)->value_name("PATH[,ro][,serial=S]"),
+       "add a virtio-blk device backed by a raw image (repeatable: /dev/vda, /dev/vdb, ...)")
       ("rng", po::bool_switch(&opt.machine.rng), "add a virtio-rng device (entropy from the host's getrandom)")
       ("console", po::value(&opt.console)->value_name("stdout|none|PATH"),
        "where the guest's serial console goes (default: stdout)")
@@ -76,6 +106,11 @@ std::optional<Options> parse_args(int argc, char** argv) {
   if (kernel.empty()) {
     std::cerr << "hyper-vmm: --kernel is required\nTry 'hyper-vmm --help'.\n";
     return std::nullopt;
+  }
+  for (const auto& spec : disks) {
+    auto disk = parse_disk(spec);
+    if (!disk) return std::nullopt;
+    opt.machine.disks.push_back(*disk);
   }
   opt.machine.kernel = kernel;
   if (!initrd.empty()) opt.machine.initrd = initrd;

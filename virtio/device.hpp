@@ -23,6 +23,28 @@ struct Activation {
   std::function<void()> notify_used;  // raise the used-buffer interrupt
 };
 
+// Serves every chain the driver made available on `queue`: `serve(chain)` returns the
+// bytes it wrote into the chain's buffers; each chain is then returned as used and the
+// driver interrupted if it asked to be. Returns false when the ring is broken (the
+// device should stop serving it until the driver resets it).
+template <class Serve>
+[[nodiscard]] bool serve_queue(Activation& active, size_t queue, Serve&& serve) {
+  Queue& q = active.queues[queue];
+  bool used_any = false;
+  for (;;) {
+    auto chain = q.pop();
+    if (!chain) return false;
+    if (!chain->has_value()) break;
+    if (!q.push_used((*chain)->head, serve(**chain))) return false;
+    used_any = true;
+  }
+  if (used_any) {
+    auto notify = q.should_notify();
+    if (!notify || *notify) active.notify_used();
+  }
+  return true;
+}
+
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;

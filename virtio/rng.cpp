@@ -39,35 +39,22 @@ void Rng::reset() {
 void Rng::queue_notify(uint32_t index) {
   std::lock_guard lock(mutex_);
   if (!active_ || index != 0) return;  // a kick before DRIVER_OK or after a reset
-  Queue& queue = active_->queues[0];
-  bool used_any = false;
-  for (;;) {
-    auto chain = queue.pop();
-    if (!chain) {  // a broken ring: stop serving it until the driver resets
-      ++broken_;
-      active_.reset();
-      return;
-    }
-    if (!chain->has_value()) break;
+  const GuestMemory& memory = *active_->memory;
+  const bool ok = serve_queue(*active_, 0, [&](const DescriptorChain& chain) {
     uint32_t written = 0;
-    for (const Buffer& b : (*chain)->writable) {
+    for (const Buffer& b : chain.writable) {
       const uint32_t want = std::min(b.len, kMaxBytesPerRequest - written);
-      auto dst = active_->memory->slice(b.gpa, want);
+      auto dst = memory.slice(b.gpa, want);
       if (!dst) break;  // cannot happen: the walker checked every buffer
       written += static_cast<uint32_t>(fill_random(*dst));
       if (written == kMaxBytesPerRequest) break;
     }
     bytes_served_ += written;
-    if (!queue.push_used((*chain)->head, written)) {
-      ++broken_;
-      active_.reset();
-      return;
-    }
-    used_any = true;
-  }
-  if (used_any) {
-    auto notify = queue.should_notify();
-    if (!notify || *notify) active_->notify_used();
+    return written;
+  });
+  if (!ok) {
+    ++broken_;
+    active_.reset();
   }
 }
 

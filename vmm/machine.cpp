@@ -275,6 +275,7 @@ Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> de
 }
 
 Status Machine::Impl::add_virtio_devices() {
+  for (const auto& disk : config.disks) HYPER_CHECK(add_virtio_device(HYPER_TRY(virtio::Blk::open(disk))));
   if (config.rng) HYPER_CHECK(add_virtio_device(std::make_shared<virtio::Rng>()));
   return {};
 }

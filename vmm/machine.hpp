@@ -9,7 +9,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "virtio/blk.hpp"
 #include "vmm/result.hpp"
 #include "vmm/vm_exit.hpp"
 
@@ -28,6 +30,7 @@ struct MachineConfig {
   uint64_t memory_mib = 128;
   bool hugepages = false;
   bool rng = false;  // a virtio-rng device
+  std::vector<virtio::BlkOptions> disks;  // virtio-blk devices: /dev/vda, /dev/vdb, ... in order
   int console_fd = STDOUT_FILENO;  // not owned; -1 discards the console
   bool handle_signals = true;      // SIGINT/SIGTERM/SIGHUP stop the VM (a CLI wants this)
   uint64_t start_ns = 0;           // the "exec" timestamp timings are relative to

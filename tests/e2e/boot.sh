@@ -69,6 +69,27 @@ case $case in
     [ "$kib" -gt $((256 * 1024 * 8 / 10)) ] && [ "$kib" -le $((256 * 1024)) ] ||
       fail "guest sees $kib KiB, expected about 262144"
     ;;
+  blk)  # virtio-blk: the guest reads the host's file and writes its own, which the host
+        # then finds in the image after the VMM is gone; a read-only disk stays unchanged
+    PATH=$PATH:/usr/sbin:/sbin
+    mkdir -p "$work/root"
+    echo "hello from the host" >"$work/root/hello.txt"
+    mke2fs -q -t ext4 -d "$work/root" "$work/disk.img" 16M || fail "mke2fs failed"
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --disk "$work/disk.img,serial=hyper-disk-0" \
+      --cmdline "test_action=blk"
+    expect_rc 0
+    expect_out "hyper-test-init: blk read: hello from the host"
+    expect_out "hyper-test-init: blk wrote guest.txt"
+    [ "$(debugfs -R 'cat /guest.txt' "$work/disk.img" 2>/dev/null)" = "written by the guest" ] ||
+      fail "the guest's file is not in the disk image"
+    before=$(sha256sum <"$work/disk.img")
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --disk "$work/disk.img,ro" --cmdline "test_action=blk"
+    expect_rc 0
+    expect_out "hyper-test-init: blk mounted read-only"
+    expect_out "hyper-test-init: blk read: hello from the host"
+    expect_out "hyper-test-init: blk write failed"
+    [ "$(sha256sum <"$work/disk.img")" = "$before" ] || fail "a read-only disk was modified"
+    ;;
   rng)  # virtio-rng through the MMIO transport: the guest's driver binds and reads entropy
     vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --rng --cmdline "test_action=rng"
     expect_rc 0

@@ -9,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -67,6 +68,36 @@ void report_hwrng() {
   std::printf("\n");
 }
 
+// Mounts /dev/vda (ext4), prints /mnt/hello.txt, writes /mnt/guest.txt durably, unmounts.
+void exercise_disk() {
+  ::mkdir("/mnt", 0755);
+  if (::mount("/dev/vda", "/mnt", "ext4", 0, nullptr) != 0) {
+    const int rw_errno = errno;
+    if (::mount("/dev/vda", "/mnt", "ext4", MS_RDONLY, nullptr) != 0) {
+      std::printf("hyper-test-init: blk mount failed: %s\n", std::strerror(errno));
+      return;
+    }
+    std::printf("hyper-test-init: blk mounted read-only (read-write: %s)\n", std::strerror(rw_errno));
+  }
+  char text[128] = {};
+  if (FILE* f = std::fopen("/mnt/hello.txt", "r")) {
+    if (!std::fgets(text, sizeof text, f)) text[0] = '\0';
+    std::fclose(f);
+  }
+  text[std::strcspn(text, "\n")] = '\0';
+  std::printf("hyper-test-init: blk read: %s\n", text);
+  const int fd = ::open("/mnt/guest.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const char message[] = "written by the guest\n";
+  if (fd < 0 || ::write(fd, message, sizeof message - 1) != sizeof message - 1 || ::fsync(fd) != 0) {
+    std::printf("hyper-test-init: blk write failed: %s\n", std::strerror(errno));
+  } else {
+    std::printf("hyper-test-init: blk wrote guest.txt\n");
+  }
+  if (fd >= 0) ::close(fd);
+  ::umount("/mnt");
+  ::sync();
+}
+
 }  // namespace
 
 int main() {
@@ -78,6 +109,8 @@ int main() {
   const char* action = std::getenv("test_action");
   if (action && std::strcmp(action, "info") == 0) {
     std::printf("hyper-test-init: cpus=%ld mem_kib=%lu\n", ::sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
+  } else if (action && std::strcmp(action, "blk") == 0) {
+    exercise_disk();
   } else if (action && std::strcmp(action, "rng") == 0) {
     report_hwrng();
   } else if (action && std::strcmp(action, "panic") == 0) {

@@ -1,0 +1,189 @@
+#include "virtio/blk.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace hyper::virtio {
+namespace {
+
+constexpr uint32_t kTypeIn = 0, kTypeOut = 1, kTypeFlush = 4, kTypeGetId = 8;
+constexpr uint8_t kStatusOk = 0, kStatusIoErr = 1, kStatusUnsupported = 2;
+constexpr uint64_t kFeatureReadOnly = 1ULL << 5, kFeatureFlush = 1ULL << 9;
+constexpr uint32_t kIdBytes = 20;
+
+struct RequestHeader {
+  uint32_t type;
+  uint32_t reserved;
+  uint64_t sector;
+};
+static_assert(sizeof(RequestHeader) == 16);
+
+// Calls fn(span) on consecutive pieces of `buffers`, skipping `skip` bytes and covering
+// exactly `len` bytes; false when they run out or `fn` fails.
+template <class Fn>
+bool for_each_piece(const GuestMemory& memory, const std::vector<Buffer>& buffers, uint64_t skip, uint64_t len, Fn fn) {
+  for (const Buffer& b : buffers) {
+    if (len == 0) break;
+    if (skip >= b.len) {
+      skip -= b.len;
+      continue;
+    }
+    const uint64_t n = std::min<uint64_t>(b.len - skip, len);
+    auto piece = memory.slice(b.gpa + skip, n);
+    if (!piece || !fn(*piece)) return false;
+    len -= n;
+    skip = 0;
+  }
+  return len == 0;
+}
+
+bool pread_all(int fd, std::span<uint8_t> out, uint64_t offset) {
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool pwrite_all(int fd, std::span<const uint8_t> in, uint64_t offset) {
+  size_t done = 0;
+  while (done < in.size()) {
+    const ssize_t n = ::pwrite(fd, in.data() + done, in.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Blk>> Blk::open(const BlkOptions& options) {
+  if (options.serial.size() > kIdBytes)
+    return make_error(Errc::invalid_argument, "disk serial '" + options.serial + "' is longer than 20 bytes");
+  UniqueFd fd(::open(options.path.c_str(), (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return Error::from_errno("disk " + options.path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) < 0) return Error::from_errno("disk " + options.path);
+  if (!S_ISREG(st.st_mode))
+    return make_error(Errc::invalid_argument, "disk " + options.path + " is not a regular file (raw image)");
+  const uint64_t sectors = static_cast<uint64_t>(st.st_size) / kSectorSize;
+  if (sectors == 0) return make_error(Errc::invalid_argument, "disk " + options.path + " is smaller than one sector");
+  ::fcntl(fd.get(), F_SETFL, 0);  // O_NONBLOCK was only for open()
+  return std::shared_ptr<Blk>(new Blk(std::move(fd), sectors, options));
+}
+
+uint64_t Blk::device_features() const {
+  return kFeatureVersion1 | kFeatureRingEventIdx | kFeatureFlush | (options_.read_only ? kFeatureReadOnly : 0);
+}
+
+void Blk::read_config(uint64_t offset, std::span<uint8_t> data) const {
+  // Only `capacity` (le64 at offset 0): the features we offer add no other field.
+  uint8_t config[8];
+  std::memcpy(config, &sectors_, sizeof config);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < sizeof config ? config[offset + i] : 0;
+}
+
+Status Blk::activate(Activation activation) {
+  if (activation.queues.size() != 1) return make_error(Errc::invalid_argument, "virtio-blk: expected one queue");
+  std::lock_guard lock(mutex_);
+  active_ = std::move(activation);
+  return {};
+}
+
+void Blk::reset() {
+  std::lock_guard lock(mutex_);
+  active_.reset();
+}
+
+void Blk::queue_notify(uint32_t index) {
+  std::lock_guard lock(mutex_);
+  if (!active_ || index != 0) return;
+  const GuestMemory& memory = *active_->memory;
+  if (!serve_queue(*active_, 0, [&](const DescriptorChain& chain) { return serve(memory, chain); })) {
+    ++rejected_;
+    active_.reset();
+  }
+}
+
+uint32_t Blk::serve(const GuestMemory& memory, const DescriptorChain& chain) {
+  // The status byte is the last byte of the last device-writable buffer.
+  if (chain.writable.empty() || chain.writable.back().len == 0) {
+    ++rejected_;
+    return 0;
+  }
+  uint32_t data_in = 0;
+  const uint8_t status = execute(memory, chain, data_in);
+  if (status != kStatusOk) ++rejected_;
+  const Buffer& last = chain.writable.back();
+  (void)memory.write_obj(last.gpa + last.len - 1, status);
+  return data_in + 1;
+}
+
+uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, uint32_t& data_in) {
+  RequestHeader header{};
+  auto* header_bytes = reinterpret_cast<uint8_t*>(&header);
+  const bool have_header = for_each_piece(memory, chain.readable, 0, sizeof header, [&](std::span<uint8_t> p) {
+    std::memcpy(header_bytes, p.data(), p.size());
+    header_bytes += p.size();
+    return true;
+  });
+  if (!have_header) return kStatusIoErr;
+
+  const uint64_t writable_data = chain.writable_bytes() - 1;  // all but the status byte
+  const auto in_range = [&](uint64_t bytes) {
+    return bytes % kSectorSize == 0 && bytes <= kMaxRequestBytes && header.sector <= sectors_ &&
+           bytes / kSectorSize <= sectors_ - header.sector;
+  };
+  uint64_t offset = header.sector * kSectorSize;
+  switch (header.type) {
+    case kTypeIn: {
+      if (!in_range(writable_data)) return kStatusIoErr;
+      const bool ok = for_each_piece(memory, chain.writable, 0, writable_data, [&](std::span<uint8_t> p) {
+        const bool done = pread_all(fd_.get(), p, offset);
+        offset += p.size();
+        return done;
+      });
+      if (!ok) return kStatusIoErr;
+      data_in = static_cast<uint32_t>(writable_data);
+      return kStatusOk;
+    }
+    case kTypeOut: {
+      if (options_.read_only) return kStatusIoErr;
+      const uint64_t bytes = chain.readable_bytes() - sizeof header;
+      if (!in_range(bytes)) return kStatusIoErr;
+      const bool ok = for_each_piece(memory, chain.readable, sizeof header, bytes, [&](std::span<uint8_t> p) {
+        const bool done = pwrite_all(fd_.get(), p, offset);
+        offset += p.size();
+        return done;
+      });
+      return ok ? kStatusOk : kStatusIoErr;
+    }
+    case kTypeFlush:
+      return ::fdatasync(fd_.get()) == 0 ? kStatusOk : kStatusIoErr;
+    case kTypeGetId: {
+      char id[kIdBytes] = {};
+      std::memcpy(id, options_.serial.data(), std::min<size_t>(options_.serial.size(), kIdBytes));
+      const uint64_t n = std::min<uint64_t>(kIdBytes, writable_data);
+      const char* src = id;
+      for_each_piece(memory, chain.writable, 0, n, [&](std::span<uint8_t> p) {
+        std::memcpy(p.data(), src, p.size());
+        src += p.size();
+        return true;
+      });
+      data_in = static_cast<uint32_t>(n);
+      return kStatusOk;
+    }
+    default:
+      return kStatusUnsupported;
+  }
+}
+
+}  // namespace hyper::virtio

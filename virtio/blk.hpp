@@ -1,0 +1,60 @@
+// virtio-blk (device type 2) over a raw image file: reads, writes, FLUSH (fdatasync, so
+// data the guest flushed survives the VMM), GET_ID (serial), an optional read-only mode.
+// Requests are validated against the image size and served on the event-loop thread.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "virtio/device.hpp"
+#include <memory>
+
+#include "vmm/unique_fd.hpp"
+
+namespace hyper::virtio {
+
+struct BlkOptions {
+  std::string path;
+  bool read_only = false;
+  std::string serial;  // GET_ID answer, at most 20 bytes
+};
+
+class Blk final : public VirtioDevice {
+ public:
+  static constexpr uint64_t kSectorSize = 512;
+  static constexpr uint32_t kMaxRequestBytes = 1 << 20;  // per request, bounds the work a guest can ask for
+
+  static Result<std::shared_ptr<Blk>> open(const BlkOptions& options);
+
+  uint32_t device_type() const override { return 2; }
+  uint64_t device_features() const override;
+  std::vector<uint16_t> queue_max_sizes() const override { return {256}; }
+  void read_config(uint64_t offset, std::span<uint8_t> data) const override;
+  void write_config(uint64_t, std::span<const uint8_t>) override {}
+  Status activate(Activation activation) override;
+  void queue_notify(uint32_t index) override;
+  void reset() override;
+
+  [[nodiscard]] uint64_t capacity_sectors() const { return sectors_; }
+  [[nodiscard]] uint64_t rejected_requests() const { return rejected_.load(); }
+
+  // Serves one request chain: returns the number of bytes written into the guest's
+  // buffers (status byte included). Public for unit tests.
+  uint32_t serve(const GuestMemory& memory, const DescriptorChain& chain);
+
+ private:
+  Blk(UniqueFd fd, uint64_t sectors, BlkOptions options)
+      : fd_(std::move(fd)), sectors_(sectors), options_(std::move(options)) {}
+  uint8_t execute(const GuestMemory& memory, const DescriptorChain& chain, uint32_t& data_in);
+
+  UniqueFd fd_;
+  uint64_t sectors_;
+  BlkOptions options_;
+  std::mutex mutex_;
+  std::optional<Activation> active_;
+  std::atomic<uint64_t> rejected_{0};
+};
+
+}  // namespace hyper::virtio
