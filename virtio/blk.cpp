@@ -1,5 +1,7 @@
 #include "virtio/blk.hpp"
 
+#include "vmm/file_io.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,28 +43,6 @@ bool for_each_piece(const GuestMemory& memory, const std::vector<Buffer>& buffer
   return len == 0;
 }
 
-bool pread_all(int fd, std::span<uint8_t> out, uint64_t offset) {
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool pwrite_all(int fd, std::span<const uint8_t> in, uint64_t offset) {
-  size_t done = 0;
-  while (done < in.size()) {
-    const ssize_t n = ::pwrite(fd, in.data() + done, in.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 Result<std::shared_ptr<Blk>> Blk::open(const BlkOptions& options) {
@@ -91,26 +71,16 @@ void Blk::read_config(uint64_t offset, std::span<uint8_t> data) const {
   for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < sizeof config ? config[offset + i] : 0;
 }
 
-Status Blk::activate(Activation activation) {
-  if (activation.queues.size() != 1) return make_error(Errc::invalid_argument, "virtio-blk: expected one queue");
-  std::lock_guard lock(mutex_);
-  active_ = std::move(activation);
-  return {};
-}
+Status Blk::activate(Activation activation) { return slot_.set(std::move(activation), 1, "virtio-blk"); }
 
-void Blk::reset() {
-  std::lock_guard lock(mutex_);
-  active_.reset();
-}
+void Blk::reset() { slot_.clear(); }
 
 void Blk::queue_notify(uint32_t index) {
-  std::lock_guard lock(mutex_);
-  if (!active_ || index != 0) return;
-  const GuestMemory& memory = *active_->memory;
-  if (!serve_queue(*active_, 0, [&](const DescriptorChain& chain) { return serve(memory, chain); })) {
-    ++rejected_;
-    active_.reset();
-  }
+  if (index != 0) return;
+  const bool healthy = slot_.run([&](Activation& active) {
+    return serve_queue(active, 0, [&](const DescriptorChain& chain) { return serve(*active.memory, chain); });
+  });
+  if (!healthy) ++rejected_;
 }
 
 uint32_t Blk::serve(const GuestMemory& memory, const DescriptorChain& chain) {
@@ -147,7 +117,7 @@ uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, ui
     case kTypeIn: {
       if (!in_range(writable_data)) return kStatusIoErr;
       const bool ok = for_each_piece(memory, chain.writable, 0, writable_data, [&](std::span<uint8_t> p) {
-        const bool done = pread_all(fd_.get(), p, offset);
+        const bool done = read_exact_at(fd_.get(), p, offset).ok();
         offset += p.size();
         return done;
       });
@@ -160,7 +130,7 @@ uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, ui
       const uint64_t bytes = chain.readable_bytes() - sizeof header;
       if (!in_range(bytes)) return kStatusIoErr;
       const bool ok = for_each_piece(memory, chain.readable, sizeof header, bytes, [&](std::span<uint8_t> p) {
-        const bool done = pwrite_all(fd_.get(), p, offset);
+        const bool done = write_exact_at(fd_.get(), p, offset).ok();
         offset += p.size();
         return done;
       });

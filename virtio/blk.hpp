@@ -52,8 +52,7 @@ class Blk final : public VirtioDevice {
   UniqueFd fd_;
   uint64_t sectors_;
   BlkOptions options_;
-  std::mutex mutex_;
-  std::optional<Activation> active_;
+  ActivationSlot slot_;
   std::atomic<uint64_t> rejected_{0};
 };
 

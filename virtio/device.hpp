@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -44,6 +47,38 @@ template <class Serve>
   }
   return true;
 }
+
+// What a device holds between DRIVER_OK and reset: its activation, under a lock shared by
+// the event loop (queue work) and the transport (activate/reset).
+class ActivationSlot {
+ public:
+  // Takes `activation` if it carries exactly `queues` queues.
+  [[nodiscard]] Status set(Activation activation, size_t queues, const char* device) {
+    if (activation.queues.size() != queues)
+      return make_error(Errc::invalid_argument, std::string(device) + ": expected " + std::to_string(queues) + " queue(s)");
+    std::lock_guard lock(mutex_);
+    active_ = std::move(activation);
+    return {};
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    active_.reset();
+  }
+  // Runs `work(activation)` when active; work returns false when the ring broke, and the
+  // device then stays inactive until the driver resets it. Returns that verdict.
+  template <class Work>
+  bool run(Work&& work) {
+    std::lock_guard lock(mutex_);
+    if (!active_) return true;  // a kick before DRIVER_OK or after a reset
+    if (work(*active_)) return true;
+    active_.reset();
+    return false;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::optional<Activation> active_;
+};
 
 class VirtioDevice {
  public:

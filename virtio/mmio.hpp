@@ -16,7 +16,7 @@
 
 namespace hyper::virtio {
 
-inline constexpr uint64_t kMmioWindowSize = 0x1000;
+inline constexpr uint64_t kMmioWindowSize = 0x1000;  // "4K" in mmio_cmdline_entry
 inline constexpr uint64_t kMmioQueueNotify = 0x050;  // the register a kick writes
 
 // Device-status bits (virtio 1.x, section 2.1).

@@ -24,38 +24,28 @@ size_t fill_random(std::span<uint8_t> out) {
 
 void Rng::read_config(uint64_t, std::span<uint8_t> data) const { std::memset(data.data(), 0, data.size()); }
 
-Status Rng::activate(Activation activation) {
-  if (activation.queues.size() != 1) return make_error(Errc::invalid_argument, "virtio-rng: expected one queue");
-  std::lock_guard lock(mutex_);
-  active_ = std::move(activation);
-  return {};
-}
+Status Rng::activate(Activation activation) { return slot_.set(std::move(activation), 1, "virtio-rng"); }
 
-void Rng::reset() {
-  std::lock_guard lock(mutex_);
-  active_.reset();
-}
+void Rng::reset() { slot_.clear(); }
 
 void Rng::queue_notify(uint32_t index) {
-  std::lock_guard lock(mutex_);
-  if (!active_ || index != 0) return;  // a kick before DRIVER_OK or after a reset
-  const GuestMemory& memory = *active_->memory;
-  const bool ok = serve_queue(*active_, 0, [&](const DescriptorChain& chain) {
-    uint32_t written = 0;
-    for (const Buffer& b : chain.writable) {
-      const uint32_t want = std::min(b.len, kMaxBytesPerRequest - written);
-      auto dst = memory.slice(b.gpa, want);
-      if (!dst) break;  // cannot happen: the walker checked every buffer
-      written += static_cast<uint32_t>(fill_random(*dst));
-      if (written == kMaxBytesPerRequest) break;
-    }
-    bytes_served_ += written;
-    return written;
+  if (index != 0) return;
+  const bool healthy = slot_.run([&](Activation& active) {
+    const GuestMemory& memory = *active.memory;
+    return serve_queue(active, 0, [&](const DescriptorChain& chain) {
+      uint32_t written = 0;
+      for (const Buffer& b : chain.writable) {
+        const uint32_t want = std::min(b.len, kMaxBytesPerRequest - written);
+        auto dst = memory.slice(b.gpa, want);
+        if (!dst) break;  // cannot happen: the walker checked every buffer
+        written += static_cast<uint32_t>(fill_random(*dst));
+        if (written == kMaxBytesPerRequest) break;
+      }
+      bytes_served_ += written;
+      return written;
+    });
   });
-  if (!ok) {
-    ++broken_;
-    active_.reset();
-  }
+  if (!healthy) ++broken_;
 }
 
 }  // namespace hyper::virtio

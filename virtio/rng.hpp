@@ -3,8 +3,6 @@
 #pragma once
 
 #include <atomic>
-#include <mutex>
-#include <optional>
 
 #include "virtio/device.hpp"
 
@@ -28,8 +26,7 @@ class Rng final : public VirtioDevice {
   [[nodiscard]] uint64_t broken_requests() const { return broken_.load(); }
 
  private:
-  std::mutex mutex_;
-  std::optional<Activation> active_;
+  ActivationSlot slot_;
   std::atomic<uint64_t> bytes_served_{0};
   std::atomic<uint64_t> broken_{0};
 };

@@ -20,12 +20,6 @@ Status EventLoop::add(int fd, std::function<void()> on_readable) {
   return {};
 }
 
-Status EventLoop::remove(int fd) {
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) < 0) return Error::from_errno("epoll_ctl(DEL)");
-  handlers_.erase(fd);
-  return {};
-}
-
 Status EventLoop::run_until(const std::function<bool()>& done, int timeout_ms) {
   epoll_event events[16];
   while (!done()) {

@@ -17,7 +17,6 @@ class EventLoop {
 
   // Calls `on_readable` whenever `fd` is readable. The callback must consume the event.
   [[nodiscard]] Status add(int fd, std::function<void()> on_readable);
-  [[nodiscard]] Status remove(int fd);
   // Dispatches events until `done()` is true; a negative timeout waits forever.
   [[nodiscard]] Status run_until(const std::function<bool()>& done, int timeout_ms = -1);
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "vmm/file_io.hpp"
 #include "vmm/layout.hpp"
 
 namespace hyper {
@@ -83,15 +84,7 @@ Status GuestMemory::fill(uint64_t gpa, uint64_t len, uint8_t value) const {
 
 Status GuestMemory::read_from_fd(uint64_t gpa, int fd, uint64_t offset, uint64_t len) const {
   auto dst = HYPER_TRY(slice(gpa, len));
-  uint64_t done = 0;
-  while (done < len) {
-    const ssize_t n = ::pread(fd, dst.data() + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::from_errno("read into guest memory");
-    if (n == 0) return make_error(Errc::bad_image, "file ends before offset " + to_hex(offset + len));
-    done += static_cast<uint64_t>(n);
-  }
-  return {};
+  return read_exact_at(fd, dst, offset);
 }
 
 Status GuestMemory::load_from_fd(uint64_t gpa, int fd, uint64_t offset, uint64_t len) const {

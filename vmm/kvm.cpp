@@ -64,9 +64,8 @@ using MsrListBuffer = FlexBuffer<kvm_abi::MsrListHeader, uint32_t>;
 // PVM announces itself by a paravirtual MSR on some builds and by its module name on
 // all of them; either is enough.
 bool host_kvm_is_pvm(const Kvm& kvm) {
-  if (auto msrs = kvm.msr_index_list(); msrs.ok()) {
-    if (std::find(msrs->begin(), msrs->end(), kMsrPvmVcpuStruct) != msrs->end()) return true;
-  }
+  const auto& msrs = kvm.msr_index_list();
+  if (std::find(msrs.begin(), msrs.end(), kMsrPvmVcpuStruct) != msrs.end()) return true;
   return ::access("/sys/module/kvm_pvm", F_OK) == 0;
 }
 
@@ -93,6 +92,7 @@ Result<Kvm> Kvm::open(const std::string& path) {
   const int mmap_size = ::ioctl(raw, KVM_GET_VCPU_MMAP_SIZE, 0);
   if (mmap_size <= 0) return Error::from_errno("KVM_GET_VCPU_MMAP_SIZE");
   kvm.vcpu_mmap_size_ = static_cast<size_t>(mmap_size);
+  kvm.msr_indices_ = HYPER_TRY(kvm.fetch_msr_index_list());
   kvm.is_pvm_ = host_kvm_is_pvm(kvm);
   return kvm;
 }
@@ -118,7 +118,7 @@ Result<std::vector<kvm_cpuid_entry2>> Kvm::supported_cpuid() const {
   return make_error(Errc::kvm, "KVM_GET_SUPPORTED_CPUID: too many entries");
 }
 
-Result<std::vector<uint32_t>> Kvm::msr_index_list() const {
+Result<std::vector<uint32_t>> Kvm::fetch_msr_index_list() const {
   kvm_abi::MsrListHeader probe{};
   if (::ioctl(fd_.get(), kvm_abi::kGetMsrIndexList, &probe) < 0 && errno != E2BIG)
     return Error::from_errno("KVM_GET_MSR_INDEX_LIST");

@@ -33,7 +33,8 @@ class Kvm {
   [[nodiscard]] int fd() const { return fd_.get(); }
   [[nodiscard]] int check_extension(long cap) const;
   [[nodiscard]] Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
-  [[nodiscard]] Result<std::vector<uint32_t>> msr_index_list() const;
+  // Fetched once at open(): both PVM detection and every vCPU's set-up need it.
+  [[nodiscard]] const std::vector<uint32_t>& msr_index_list() const { return msr_indices_; }
   [[nodiscard]] bool is_pvm() const { return is_pvm_; }
   [[nodiscard]] size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
   [[nodiscard]] uint32_t max_vcpus() const;
@@ -43,7 +44,9 @@ class Kvm {
  private:
   explicit Kvm(UniqueFd fd) : fd_(std::move(fd)) {}
   UniqueFd fd_;
+  [[nodiscard]] Result<std::vector<uint32_t>> fetch_msr_index_list() const;
   size_t vcpu_mmap_size_ = 0;
+  std::vector<uint32_t> msr_indices_;
   bool is_pvm_ = false;
 };
 

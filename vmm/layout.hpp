@@ -44,7 +44,7 @@ inline constexpr uint64_t kHighMemoryStart = 0x100000;  // 1 MiB
 inline constexpr uint64_t kMmioHoleStart = 0xd0000000;
 inline constexpr uint64_t kMmioHoleEnd = 1ULL << 32;
 inline constexpr uint64_t kVirtioMmioStart = kMmioHoleStart;
-inline constexpr uint64_t kVirtioMmioWindowSize = 0x1000;
+inline constexpr uint64_t kVirtioMmioWindowSize = 0x1000;  // = virtio::kMmioWindowSize (checked in machine.cpp)
 inline constexpr uint32_t kVirtioFirstIrq = 5;  // one ISA-style IRQ per virtio device
 inline constexpr uint64_t kIoapicStart = 0xfec00000;
 inline constexpr uint64_t kKvmIdentityMapStart = 0xfeffc000;  // one page, Intel only

@@ -114,6 +114,8 @@ sigset_t stop_signals() {
   return set;
 }
 
+static_assert(layout::kVirtioMmioWindowSize == virtio::kMmioWindowSize);
+
 constexpr std::chrono::seconds kVcpuStopTimeout{5};
 constexpr std::chrono::milliseconds kVcpuRekickInterval{100};
 
@@ -221,7 +223,7 @@ Status Machine::Impl::add_legacy_devices() {
 
 Status Machine::Impl::create_vcpus(const boot::KernelImage& kernel) {
   const auto cpuid = HYPER_TRY(kvm.supported_cpuid());
-  const auto msrs = HYPER_TRY(kvm.msr_index_list());
+  const auto& msrs = kvm.msr_index_list();
   const CpuidOptions options{.tsc_deadline_timer = kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0};
   for (uint32_t id = 0; id < config.vcpus; ++id) {
     auto vcpu = HYPER_TRY(vm.create_vcpu(id, kvm.vcpu_mmap_size()));
@@ -262,7 +264,7 @@ Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> de
   HYPER_CHECK(vm.register_irqfd(irq_fd.fd(), irq));
   const uint32_t queue_count = static_cast<uint32_t>(device->queue_max_sizes().size());
   auto transport = std::make_shared<virtio::MmioTransport>(device, memory, std::move(irq_fd));
-  HYPER_CHECK(mmio.insert(transport, base, virtio::kMmioWindowSize));
+  HYPER_CHECK(mmio.insert(transport, base, layout::kVirtioMmioWindowSize));
   std::vector<EventFd> device_kicks;
   for (uint32_t q = 0; q < queue_count; ++q) {
     auto kick = HYPER_TRY(EventFd::create());

@@ -1,0 +1,38 @@
+// Whole-buffer positional file I/O: pread/pwrite until done, retrying EINTR.
+#pragma once
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "vmm/result.hpp"
+
+namespace hyper {
+
+[[nodiscard]] inline Status read_exact_at(int fd, std::span<uint8_t> out, uint64_t offset) {
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("read");
+    if (n == 0) return make_error(Errc::bad_image, "file ends before offset " + to_hex(offset + out.size()));
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+[[nodiscard]] inline Status write_exact_at(int fd, std::span<const uint8_t> in, uint64_t offset) {
+  size_t done = 0;
+  while (done < in.size()) {
+    const ssize_t n = ::pwrite(fd, in.data() + done, in.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Error::from_errno("write");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+}  // namespace hyper
