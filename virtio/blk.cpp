@@ -61,7 +61,7 @@ Result<std::shared_ptr<Blk>> Blk::open(const BlkOptions& options) {
 }
 
 uint64_t Blk::device_features() const {
-  return kFeatureVersion1 | kFeatureRingEventIdx | kFeatureFlush | (options_.read_only ? kFeatureReadOnly : 0);
+  return kFeatureVersion1 | kFeatureRingEventIdx | kFeatureRingIndirectDesc | kFeatureFlush | (options_.read_only ? kFeatureReadOnly : 0);
 }
 
 void Blk::read_config(uint64_t offset, std::span<uint8_t> data) const {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "virtio/queue.hpp"
+#include "vmm/event_loop.hpp"
 
 namespace hyper::virtio {
 
@@ -24,6 +25,9 @@ struct Activation {
   uint64_t features;            // what the driver accepted
   std::vector<Queue> queues;    // one per queue the device declared, ready to use
   std::function<void()> notify_used;  // raise the used-buffer interrupt
+  // Report a broken ring: the transport sets DEVICE_NEEDS_RESET and raises a
+  // configuration-change interrupt, so the driver resets the device.
+  std::function<void()> needs_reset = [] {};
 };
 
 // Serves every chain the driver made available on `queue`: `serve(chain)` returns the
@@ -64,20 +68,33 @@ class ActivationSlot {
     std::lock_guard lock(mutex_);
     active_.reset();
   }
-  // Runs `work(activation)` when active; work returns false when the ring broke, and the
-  // device then stays inactive until the driver resets it. Returns that verdict.
+  // Runs `work(activation)` when active; work returns false when the ring broke: the
+  // device then reports NEEDS_RESET and stays inactive until the driver resets it, and
+  // `broken` counts it. Returns that verdict.
   template <class Work>
   bool run(Work&& work) {
     std::lock_guard lock(mutex_);
     if (!active_) return true;  // a kick before DRIVER_OK or after a reset
     if (work(*active_)) return true;
+    active_->needs_reset();
     active_.reset();
+    ++broken_;
     return false;
+  }
+  [[nodiscard]] bool active() const {
+    std::lock_guard lock(mutex_);
+    return active_.has_value();
+  }
+  // Rings found broken since start.
+  [[nodiscard]] uint64_t broken() const {
+    std::lock_guard lock(mutex_);
+    return broken_;
   }
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::optional<Activation> active_;
+  uint64_t broken_ = 0;
 };
 
 class VirtioDevice {
@@ -96,6 +113,10 @@ class VirtioDevice {
   virtual void queue_notify(uint32_t index) = 0;
   // The driver reset the device: drop every queue and in-flight request.
   virtual void reset() = 0;
+  // Called once on the machine's event-loop thread before the guest runs: a device with
+  // a host backend (a tap, sockets) watches its fds here. Handlers then run on that
+  // thread, as do queue_notify() calls that come from ioeventfds.
+  [[nodiscard]] virtual Status attach(EventLoop& /*loop*/) { return {}; }
 };
 
 }  // namespace hyper::virtio

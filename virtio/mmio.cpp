@@ -198,7 +198,8 @@ void MmioTransport::write_status(uint32_t value) {
 
   // DRIVER_OK: hand the device its queues. It runs outside our lock, since the device
   // may raise an interrupt (which takes the lock) as soon as it is active.
-  Activation activation{memory_, driver_features_, {}, [this] { raise(kInterruptUsedBuffer); }};
+  Activation activation{memory_, driver_features_, {}, [this] { raise(kInterruptUsedBuffer); },
+                        [this] { enter_needs_reset(); }};
   std::optional<Error> failure;
   for (size_t i = 0; i < queues_.size() && !failure; ++i) {
     const QueueState& q = queues_[i];
@@ -218,14 +219,17 @@ void MmioTransport::write_status(uint32_t value) {
   if (!failure) {
     if (Status s = device_->activate(std::move(activation)); !s) failure = std::move(s).error();
   }
-  if (failure) {
-    {
-      std::lock_guard relock(mutex_);
-      status_ |= kStatusNeedsReset;
-      ++config_generation_;
-    }
-    raise(kInterruptConfigChange);
+  if (failure) enter_needs_reset();
+}
+
+void MmioTransport::enter_needs_reset() {
+  {
+    std::lock_guard lock(mutex_);
+    if (status_ & kStatusNeedsReset) return;
+    status_ |= kStatusNeedsReset;
+    ++config_generation_;
   }
+  raise(kInterruptConfigChange);
 }
 
 void MmioTransport::reset_locked() {

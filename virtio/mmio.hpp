@@ -56,7 +56,7 @@ class MmioTransport final : public BusDevice {
   void write_register(uint64_t offset, uint32_t value);
   void write_status(uint32_t value);
   bool features_acceptable() const;
-  void activate();
+  void enter_needs_reset();
   void reset_locked();
   void raise(uint32_t interrupt_bit);
   [[nodiscard]] bool configuring_queues() const;

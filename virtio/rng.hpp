@@ -23,12 +23,11 @@ class Rng final : public VirtioDevice {
   void reset() override;
 
   [[nodiscard]] uint64_t bytes_served() const { return bytes_served_.load(); }
-  [[nodiscard]] uint64_t broken_requests() const { return broken_.load(); }
+  [[nodiscard]] uint64_t broken_rings() const { return slot_.broken(); }
 
  private:
   ActivationSlot slot_;
   std::atomic<uint64_t> bytes_served_{0};
-  std::atomic<uint64_t> broken_{0};
 };
 
 }  // namespace hyper::virtio

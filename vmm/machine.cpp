@@ -365,6 +365,7 @@ Result<RunResult> Machine::run() {
   }
 
   for (auto& dev : m.kicks) {
+    HYPER_CHECK(dev.device->attach(loop));
     for (uint32_t q = 0; q < dev.queues.size(); ++q) {
       HYPER_CHECK(loop.add(dev.queues[q].fd(), [&dev, q] {
         (void)dev.queues[q].drain();

@@ -6,10 +6,12 @@
 #include <cstring>
 #include <string>
 
+#include "tests/unit/fake_driver.hpp"
 #include "virtio/blk.hpp"
 
 using namespace hyper;
 using namespace hyper::virtio;
+using hyper::virtio::testing::FakeDriver;
 
 namespace {
 
@@ -129,4 +131,30 @@ TEST_CASE("virtio-blk: bad images and serials are refused when the disk is opene
   uint64_t capacity = 0;
   d.blk->read_config(0, {reinterpret_cast<uint8_t*>(&capacity), 8});
   CHECK(capacity == 64);
+}
+
+TEST_CASE("virtio-blk: through its queue; a descriptor loop reports NEEDS_RESET and the device goes quiet") {
+  Disk d;
+  FakeDriver driver(1);
+  REQUIRE(d.blk->activate(driver.activation(d.blk->device_features())).ok());
+  std::string header(16, '\0');
+  header[8] = 2;  // sector 2
+  driver.post(0, {header}, {512, 1});
+  d.blk->queue_notify(0);
+  auto used = driver.take_used(0);
+  REQUIRE(used.size() == 1);
+  CHECK(used[0].len == 513);
+  CHECK(used[0].data[0] == 2);
+  CHECK(used[0].data[512] == 0);  // status OK
+  CHECK(driver.interrupts == 1);
+
+  driver.write_descriptor(0, 10, FakeDriver::kDataStart, 16, 1, 11);  // 10 -> 11 -> 10 ...
+  driver.write_descriptor(0, 11, FakeDriver::kDataStart, 16, 1, 10);
+  driver.publish_raw(0, 10);
+  d.blk->queue_notify(0);
+  CHECK(driver.needs_reset);
+  CHECK(driver.take_used(0).empty());
+  driver.post(0, {header}, {512, 1});
+  d.blk->queue_notify(0);  // inactive until reset + DRIVER_OK
+  CHECK(driver.take_used(0).empty());
 }
