@@ -21,31 +21,68 @@ namespace {
 constexpr int kExitUsage = 2;      // bad flags or a machine that could not be built
 constexpr size_t kTailLines = 25;  // console lines shown when the guest dies badly
 
+// "a,b=c" -> {"a", "b=c"}
+std::vector<std::string> split_commas(const std::string& spec) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = spec.find(',', start);
+    parts.push_back(spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return parts;
+    start = comma + 1;
+  }
+}
+
+// If `part` is "key=value", stores value in `out`.
+bool take_value(const std::string& part, const char* key, std::string& out) {
+  const std::string prefix = std::string(key) + "=";
+  if (part.rfind(prefix, 0) != 0) return false;
+  out = part.substr(prefix.size());
+  return true;
+}
+
 // PATH[,ro][,serial=S]
 std::optional<virtio::BlkOptions> parse_disk(const std::string& spec) {
   virtio::BlkOptions disk;
-  size_t start = 0;
-  for (bool first = true;; first = false) {
-    const size_t comma = spec.find(',', start);
-    const std::string part = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (first) {
-      disk.path = part;
-    } else if (part == "ro") {
+  const auto parts = split_commas(spec);
+  disk.path = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (parts[i] == "ro") {
       disk.read_only = true;
-    } else if (part.rfind("serial=", 0) == 0) {
-      disk.serial = part.substr(7);
-    } else {
-      std::cerr << "hyper-vmm: --disk " << spec << ": unknown option '" << part << "' (want ro or serial=S)\n";
+    } else if (!take_value(parts[i], "serial", disk.serial)) {
+      std::cerr << "hyper-vmm: --disk " << spec << ": unknown option '" << parts[i] << "' (want ro or serial=S)\n";
       return std::nullopt;
     }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   if (disk.path.empty()) {
     std::cerr << "hyper-vmm: --disk needs a path\n";
     return std::nullopt;
   }
   return disk;
+}
+
+// tap=NAME[,mac=M]
+std::optional<virtio::NetOptions> parse_net(const std::string& spec) {
+  virtio::NetOptions net;
+  std::string mac;
+  for (const auto& part : split_commas(spec)) {
+    if (!take_value(part, "tap", net.tap) && !take_value(part, "mac", mac)) {
+      std::cerr << "hyper-vmm: --net " << spec << ": unknown option '" << part << "' (want tap=NAME or mac=M)\n";
+      return std::nullopt;
+    }
+  }
+  if (net.tap.empty()) {
+    std::cerr << "hyper-vmm: --net " << spec << ": tap=NAME is required\n";
+    return std::nullopt;
+  }
+  if (!mac.empty()) {
+    net.mac = virtio::parse_mac(mac);
+    if (!net.mac) {
+      std::cerr << "hyper-vmm: --net " << spec << ": '" << mac << "' is not a unicast MAC address (xx:xx:xx:xx:xx:xx)\n";
+      return std::nullopt;
+    }
+  }
+  return net;
 }
 
 struct Options {
@@ -67,7 +104,7 @@ uint64_t exec_timestamp(uint64_t fallback) {
 std::optional<Options> parse_args(int argc, char** argv) {
   Options opt;
   std::string kernel, initrd;
-  std::vector<std::string> disks;
+  std::vector<std::string> disks, nets;
   po::options_description desc(
       "Usage: hyper-vmm --kernel KERNEL [options]\n\n"
       "Boots a Linux kernel (ELF vmlinux with a PVH note, or bzImage) in a KVM microVM.\n"
@@ -86,6 +123,8 @@ std::optional<Options> parse_args(int argc, char** argv) {
       ("hugepages", po::bool_switch(&opt.machine.hugepages), "back guest RAM with 2 MiB huge pages")
       ("disk", po::value(&disks)->value_name("PATH[,ro][,serial=S]"),
        "add a virtio-blk device backed by a raw image (repeatable: /dev/vda, /dev/vdb, ...)")
+      ("net", po::value(&nets)->value_name("tap=NAME[,mac=M]"),
+       "add a virtio-net device attached to tap interface NAME (repeatable: eth0, eth1, ...)")
       ("rng", po::bool_switch(&opt.machine.rng), "add a virtio-rng device (entropy from the host's getrandom)")
       ("console", po::value(&opt.console)->value_name("stdout|none|PATH"),
        "where the guest's serial console goes (default: stdout)")
@@ -111,6 +150,11 @@ std::optional<Options> parse_args(int argc, char** argv) {
     auto disk = parse_disk(spec);
     if (!disk) return std::nullopt;
     opt.machine.disks.push_back(*disk);
+  }
+  for (const auto& spec : nets) {
+    auto net = parse_net(spec);
+    if (!net) return std::nullopt;
+    opt.machine.nets.push_back(*net);
   }
   opt.machine.kernel = kernel;
   if (!initrd.empty()) opt.machine.initrd = initrd;

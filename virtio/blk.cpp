@@ -1,5 +1,6 @@
 #include "virtio/blk.hpp"
 
+#include "virtio/chain_io.hpp"
 #include "vmm/file_io.hpp"
 
 #include <fcntl.h>
@@ -23,25 +24,6 @@ struct RequestHeader {
   uint64_t sector;
 };
 static_assert(sizeof(RequestHeader) == 16);
-
-// Calls fn(span) on consecutive pieces of `buffers`, skipping `skip` bytes and covering
-// exactly `len` bytes; false when they run out or `fn` fails.
-template <class Fn>
-bool for_each_piece(const GuestMemory& memory, const std::vector<Buffer>& buffers, uint64_t skip, uint64_t len, Fn fn) {
-  for (const Buffer& b : buffers) {
-    if (len == 0) break;
-    if (skip >= b.len) {
-      skip -= b.len;
-      continue;
-    }
-    const uint64_t n = std::min<uint64_t>(b.len - skip, len);
-    auto piece = memory.slice(b.gpa + skip, n);
-    if (!piece || !fn(*piece)) return false;
-    len -= n;
-    skip = 0;
-  }
-  return len == 0;
-}
 
 }  // namespace
 
@@ -99,13 +81,8 @@ uint32_t Blk::serve(const GuestMemory& memory, const DescriptorChain& chain) {
 
 uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, uint32_t& data_in) {
   RequestHeader header{};
-  auto* header_bytes = reinterpret_cast<uint8_t*>(&header);
-  const bool have_header = for_each_piece(memory, chain.readable, 0, sizeof header, [&](std::span<uint8_t> p) {
-    std::memcpy(header_bytes, p.data(), p.size());
-    header_bytes += p.size();
-    return true;
-  });
-  if (!have_header) return kStatusIoErr;
+  if (!copy_from_buffers(memory, chain.readable, 0, {reinterpret_cast<uint8_t*>(&header), sizeof header}))
+    return kStatusIoErr;
 
   const uint64_t writable_data = chain.writable_bytes() - 1;  // all but the status byte
   const auto in_range = [&](uint64_t bytes) {
@@ -142,12 +119,7 @@ uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, ui
       char id[kIdBytes] = {};
       std::memcpy(id, options_.serial.data(), std::min<size_t>(options_.serial.size(), kIdBytes));
       const uint64_t n = std::min<uint64_t>(kIdBytes, writable_data);
-      const char* src = id;
-      for_each_piece(memory, chain.writable, 0, n, [&](std::span<uint8_t> p) {
-        std::memcpy(p.data(), src, p.size());
-        src += p.size();
-        return true;
-      });
+      (void)copy_to_buffers(memory, chain.writable, 0, {reinterpret_cast<const uint8_t*>(id), n});
       data_in = static_cast<uint32_t>(n);
       return kStatusOk;
     }

@@ -278,6 +278,12 @@ Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> de
 
 Status Machine::Impl::add_virtio_devices() {
   for (const auto& disk : config.disks) HYPER_CHECK(add_virtio_device(HYPER_TRY(virtio::Blk::open(disk))));
+  for (const auto& options : config.nets) {
+    auto net = HYPER_TRY(virtio::Net::open(options));
+    config.log("eth" + std::to_string(&options - config.nets.data()) + ": tap " + options.tap + ", MAC " +
+               virtio::format_mac(net->mac()));
+    HYPER_CHECK(add_virtio_device(std::move(net)));
+  }
   if (config.rng) HYPER_CHECK(add_virtio_device(std::make_shared<virtio::Rng>()));
   return {};
 }

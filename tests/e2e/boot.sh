@@ -19,9 +19,11 @@ fail() {
   exit 1
 }
 
-# vmm ARGS...: runs the VMM with a time bound, leaves stdout/stderr in $work, sets $rc.
+# vmm ARGS...: runs the VMM with a time bound (inside ${in_netns[@]}, when set), leaves
+# stdout/stderr in $work, sets $rc.
+in_netns=()
 vmm() {
-  timeout 120 "$vmm" "$@" >"$work/out" 2>"$work/err"
+  timeout 120 "${in_netns[@]}" "$vmm" "$@" >"$work/out" 2>"$work/err"
   rc=$?
   [ "$rc" -ne 124 ] || fail "hyper-vmm did not finish within 120 s"
 }
@@ -89,6 +91,30 @@ case $case in
     expect_out "hyper-test-init: blk read: hello from the host"
     expect_out "hyper-test-init: blk write failed"
     [ "$(sha256sum <"$work/disk.img")" = "$before" ] || fail "a read-only disk was modified"
+    ;;
+  net)  # virtio-net: in a network namespace of its own, the guest's eth0 (10.0.2.15) reaches
+        # a TCP echo server on the host end of a tap (10.0.2.1) and verifies 4 MiB echoed back
+    PATH=$PATH:/usr/sbin:/sbin
+    [ "$(id -u)" -eq 0 ] || fail "needs root for a network namespace and a tap (the rig runs as root)"
+    modprobe tun 2>/dev/null || true
+    ns=hyper-e2e-$$
+    ip netns add "$ns" || fail "cannot create network namespace $ns"
+    trap 'ip netns del "$ns" 2>/dev/null; rm -rf "$work"' EXIT
+    ip -n "$ns" link set lo up
+    ip -n "$ns" tuntap add dev tap0 mode tap || fail "cannot create a tap device"
+    ip -n "$ns" addr add 10.0.2.1/24 dev tap0
+    ip -n "$ns" link set tap0 up
+    ip netns exec "$ns" timeout 120 "$build/tests/test-peer" tcp-echo 10.0.2.1 5000 >"$work/peer" 2>&1 &
+    peer=$!
+    in_netns=(ip netns exec "$ns")
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --net tap=tap0,mac=02:48:59:50:52:01 \
+      --cmdline "test_action=net test_port=5000 test_bytes=4194304"
+    wait "$peer" || { cat "$work/peer" >&2; fail "the host's echo server failed"; }
+    expect_rc 0
+    expect_err "eth0: tap tap0, MAC 02:48:59:50:52:01"
+    expect_out "hyper-test-init: eth0 mac=02:48:59:50:52:01"
+    expect_out "hyper-test-init: net echo verified 4194304 bytes"
+    grep -q "echoed 4194304 bytes" "$work/peer" || fail "the host's echo server saw: $(cat "$work/peer")"
     ;;
   rng)  # virtio-rng through the MMIO transport: the guest's driver binds and reads entropy
     vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --rng --cmdline "test_action=rng"

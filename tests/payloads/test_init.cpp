@@ -1,11 +1,18 @@
 // PID 1 of the boot tests: reports reaching user space, prints what the tests assert
 // on, and exits through the guest-exit port. Parameters arrive as environment
 // variables from the kernel command line (test_action=..., test_exit=...).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/io.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -13,6 +20,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "tests/payloads/echo.hpp"
 
 namespace {
 
@@ -98,6 +107,119 @@ void exercise_disk() {
   ::sync();
 }
 
+uint64_t env_number(const char* name, uint64_t fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? std::strtoull(value, nullptr, 10) : fallback;
+}
+
+void report_echo(const char* what, const hyper::testing::EchoResult& r) {
+  if (!r.ok) {
+    std::printf("hyper-test-init: %s failed after %llu of %llu bytes: %s (%s)\n", what,
+                static_cast<unsigned long long>(r.verified), static_cast<unsigned long long>(r.sent), r.error,
+                std::strerror(errno));
+    return;
+  }
+  std::printf("hyper-test-init: %s verified %llu bytes in %.3f s (%.1f MB/s)\n", what,
+              static_cast<unsigned long long>(r.verified), r.seconds,
+              static_cast<double>(r.verified) / r.seconds / 1e6);
+}
+
+// Brings `name` up with IPv4 `address`/24 through ioctls (the test init has no `ip`).
+bool configure_interface(int s, const char* name, const char* address) {
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  if (address) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ifr.ifr_addr);
+    in->sin_family = AF_INET;
+    ::inet_pton(AF_INET, address, &in->sin_addr);
+    if (::ioctl(s, SIOCSIFADDR, &ifr) != 0) return false;
+    ::inet_pton(AF_INET, "255.255.255.0", &in->sin_addr);
+    if (::ioctl(s, SIOCSIFNETMASK, &ifr) != 0) return false;
+  }
+  if (::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) return false;
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  return ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+}
+
+// Retries connect() for up to ~10 s: the peer may still be coming up.
+int connect_with_retry(int family, const sockaddr* address, socklen_t length) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && ::connect(fd, address, length) == 0) return fd;
+    if (fd >= 0) ::close(fd);
+    ::usleep(100 * 1000);
+  }
+  return -1;
+}
+
+// eth0 = 10.0.2.15/24 with the MAC the VMM gave it; echo test_bytes through the host's
+// TCP echo server at 10.0.2.1:test_port.
+void exercise_network() {
+  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0 || !configure_interface(s, "lo", nullptr) || !configure_interface(s, "eth0", "10.0.2.15")) {
+    std::printf("hyper-test-init: net configuration failed: %s\n", std::strerror(errno));
+    return;
+  }
+  ifreq ifr{};
+  std::strcpy(ifr.ifr_name, "eth0");
+  if (::ioctl(s, SIOCGIFHWADDR, &ifr) == 0) {
+    const auto* m = reinterpret_cast<const unsigned char*>(ifr.ifr_hwaddr.sa_data);
+    std::printf("hyper-test-init: eth0 mac=%02x:%02x:%02x:%02x:%02x:%02x\n", m[0], m[1], m[2], m[3], m[4], m[5]);
+  }
+  ::close(s);
+  sockaddr_in host{};
+  host.sin_family = AF_INET;
+  host.sin_port = htons(static_cast<uint16_t>(env_number("test_port", 5000)));
+  ::inet_pton(AF_INET, "10.0.2.1", &host.sin_addr);
+  const int fd = connect_with_retry(AF_INET, reinterpret_cast<sockaddr*>(&host), sizeof host);
+  if (fd < 0) {
+    std::printf("hyper-test-init: net connect to 10.0.2.1 failed: %s\n", std::strerror(errno));
+    return;
+  }
+  report_echo("net echo", hyper::testing::send_and_verify_echo(fd, env_number("test_bytes", 4 << 20)));
+  ::close(fd);
+}
+
+// Both directions of vsock: a child echoes one host-initiated connection on port
+// test_listen (default 1234) while this process echoes test_bytes through the host's
+// listener on port test_port (default 5678).
+void exercise_vsock() {
+  const int listener = ::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_vm local{};
+  local.svm_family = AF_VSOCK;
+  local.svm_cid = VMADDR_CID_ANY;
+  local.svm_port = static_cast<unsigned>(env_number("test_listen", 1234));
+  if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
+      ::listen(listener, 4) != 0) {
+    std::printf("hyper-test-init: vsock listen failed: %s\n", std::strerror(errno));
+    return;
+  }
+  std::fflush(stdout);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::alarm(100);  // a host that never connects must not keep the guest up forever
+    const int conn = ::accept(listener, nullptr, nullptr);
+    const int64_t echoed = conn >= 0 ? hyper::testing::echo_until_eof(conn) : -1;
+    std::printf("hyper-test-init: vsock echoed %lld bytes for the host\n", static_cast<long long>(echoed));
+    std::fflush(stdout);
+    ::_exit(echoed > 0 ? 0 : 1);
+  }
+  ::close(listener);
+  sockaddr_vm host{};
+  host.svm_family = AF_VSOCK;
+  host.svm_cid = VMADDR_CID_HOST;
+  host.svm_port = static_cast<unsigned>(env_number("test_port", 5678));
+  const int fd = connect_with_retry(AF_VSOCK, reinterpret_cast<sockaddr*>(&host), sizeof host);
+  if (fd < 0) {
+    std::printf("hyper-test-init: vsock connect to the host failed: %s\n", std::strerror(errno));
+  } else {
+    report_echo("vsock echo", hyper::testing::send_and_verify_echo(fd, env_number("test_bytes", 4 << 20)));
+    ::close(fd);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+}
+
 }  // namespace
 
 int main() {
@@ -111,6 +233,10 @@ int main() {
     std::printf("hyper-test-init: cpus=%ld mem_kib=%lu\n", ::sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
   } else if (action && std::strcmp(action, "blk") == 0) {
     exercise_disk();
+  } else if (action && std::strcmp(action, "net") == 0) {
+    exercise_network();
+  } else if (action && std::strcmp(action, "vsock") == 0) {
+    exercise_vsock();
   } else if (action && std::strcmp(action, "rng") == 0) {
     report_hwrng();
   } else if (action && std::strcmp(action, "panic") == 0) {
