@@ -38,32 +38,37 @@ class FakeDriver {
 
   // Makes a chain available on queue `q`: one device-readable buffer per entry of
   // `readable`, then one device-writable buffer per entry of `writable` (its size).
-  // Returns the head descriptor's index.
+  // Returns the head descriptor's index. Throws when the queue lacks free descriptors.
   uint16_t post(size_t q, const std::vector<std::string>& readable, const std::vector<uint32_t>& writable = {}) {
     QueueState& s = queues_.at(q);
     const size_t count = readable.size() + writable.size();
-    if (count == 0 || count > size_) throw std::runtime_error("FakeDriver: bad chain length");
-    const uint16_t head = static_cast<uint16_t>(s.next_desc % size_);
+    if (count == 0 || count > free_descriptors(q)) throw std::runtime_error("FakeDriver: no room for the chain");
+    std::vector<uint16_t> indices;
+    for (uint16_t i = 0; indices.size() < count; ++i) {
+      if (!s.in_use[i]) indices.push_back(i);
+    }
+    const uint16_t head = indices[0];
+    s.chains[head] = indices;
+    s.buffers[head].clear();
     for (size_t i = 0; i < count; ++i) {
-      const uint16_t index = static_cast<uint16_t>((s.next_desc + i) % size_);
       const bool is_readable = i < readable.size();
       const uint32_t len = is_readable ? static_cast<uint32_t>(readable[i].size()) : writable[i - readable.size()];
       const uint64_t gpa = allocate(len);
       if (is_readable) write_bytes(gpa, readable[i]);
+      else s.buffers[head].push_back({gpa, len});
       const uint16_t flags = static_cast<uint16_t>((i + 1 < count ? 1 : 0) | (is_readable ? 0 : 2));
-      write_descriptor(q, index, gpa, len, flags, static_cast<uint16_t>((s.next_desc + i + 1) % size_));
+      write_descriptor(q, indices[i], gpa, len, flags, i + 1 < count ? indices[i + 1] : 0);
+      s.in_use[indices[i]] = true;
     }
-    s.next_desc += count;
-    s.buffers[head] = {};
-    for (size_t i = readable.size(); i < count; ++i) {
-      const uint16_t index = static_cast<uint16_t>((head + i) % size_);
-      s.buffers[head].push_back({read<uint64_t>(desc_table(q) + index * 16ULL), writable[i - readable.size()]});
-    }
-    const uint64_t avail = avail_ring(q);
-    write<uint16_t>(avail + 4 + 2ULL * (s.avail_idx % size_), head);
-    ++s.avail_idx;
-    write<uint16_t>(avail + 2, s.avail_idx);
+    publish_raw(q, head);
     return head;
+  }
+
+  // Descriptors not part of a chain the device still holds.
+  [[nodiscard]] size_t free_descriptors(size_t q) const {
+    size_t n = 0;
+    for (uint16_t i = 0; i < size_; ++i) n += queues_.at(q).in_use[i] ? 0 : 1;
+    return n;
   }
 
   struct Used {
@@ -80,6 +85,9 @@ class FakeDriver {
     while (s.used_seen != idx) {
       const uint64_t elem = used + 4 + 8ULL * (s.used_seen % size_);
       Used u{static_cast<uint16_t>(read<uint32_t>(elem)), read<uint32_t>(elem + 4), {}};
+      if (u.head >= size_) throw std::runtime_error("FakeDriver: the device returned an impossible id");
+      for (uint16_t i : s.chains[u.head]) s.in_use[i] = false;
+      s.chains[u.head].clear();
       uint32_t left = u.len;
       for (const Buffer& b : s.buffers[u.head]) {
         const uint32_t n = std::min(left, b.len);
@@ -129,9 +137,10 @@ class FakeDriver {
 
  private:
   struct QueueState {
-    uint64_t next_desc = 0;
     uint16_t avail_idx = 0;
     uint16_t used_seen = 0;
+    std::vector<bool> in_use = std::vector<bool>(kMaxQueueSize);
+    std::vector<std::vector<uint16_t>> chains = std::vector<std::vector<uint16_t>>(kMaxQueueSize);
     std::vector<std::vector<Buffer>> buffers = std::vector<std::vector<Buffer>>(kMaxQueueSize);
   };
 
