@@ -41,16 +41,20 @@ bool take_value(const std::string& part, const char* key, std::string& out) {
   return true;
 }
 
-// PATH[,ro][,serial=S]
+// PATH[,ro][,serial=S][,io=thread|loop]
 std::optional<virtio::BlkOptions> parse_disk(const std::string& spec) {
   virtio::BlkOptions disk;
   const auto parts = split_commas(spec);
   disk.path = parts[0];
   for (size_t i = 1; i < parts.size(); ++i) {
+    std::string io;
     if (parts[i] == "ro") {
       disk.read_only = true;
+    } else if (take_value(parts[i], "io", io) && (io == "loop" || io == "thread")) {
+      disk.io_thread = io == "thread";
     } else if (!take_value(parts[i], "serial", disk.serial)) {
-      std::cerr << "hyper-vmm: --disk " << spec << ": unknown option '" << parts[i] << "' (want ro or serial=S)\n";
+      std::cerr << "hyper-vmm: --disk " << spec << ": unknown option '" << parts[i]
+                << "' (want ro, serial=S or io=thread|loop)\n";
       return std::nullopt;
     }
   }
@@ -121,8 +125,9 @@ std::optional<Options> parse_args(int argc, char** argv) {
       ("cpus", po::value(&opt.machine.vcpus)->default_value(1)->value_name("N"), "number of vCPUs (1-64)")
       ("memory,m", po::value(&opt.machine.memory_mib)->default_value(128)->value_name("MiB"), "guest RAM in MiB")
       ("hugepages", po::bool_switch(&opt.machine.hugepages), "back guest RAM with 2 MiB huge pages")
-      ("disk", po::value(&disks)->value_name("PATH[,ro][,serial=S]"),
-       "add a virtio-blk device backed by a raw image (repeatable: /dev/vda, /dev/vdb, ...)")
+      ("disk", po::value(&disks)->value_name("PATH[,ro][,serial=S][,io=thread|loop]"),
+       "add a virtio-blk device backed by a raw image (repeatable: /dev/vda, /dev/vdb, ...); "
+       "its I/O runs on a thread of its own (io=thread, the default) or on the event loop (io=loop)")
       ("net", po::value(&nets)->value_name("tap=NAME[,mac=M]"),
        "add a virtio-net device attached to tap interface NAME (repeatable: eth0, eth1, ...)")
       ("rng", po::bool_switch(&opt.machine.rng), "add a virtio-rng device (entropy from the host's getrandom)")

@@ -15,7 +15,8 @@ namespace {
 
 constexpr uint32_t kTypeIn = 0, kTypeOut = 1, kTypeFlush = 4, kTypeGetId = 8;
 constexpr uint8_t kStatusOk = 0, kStatusIoErr = 1, kStatusUnsupported = 2;
-constexpr uint64_t kFeatureReadOnly = 1ULL << 5, kFeatureFlush = 1ULL << 9;
+constexpr uint64_t kFeatureSizeMax = 1ULL << 1, kFeatureSegMax = 1ULL << 2, kFeatureReadOnly = 1ULL << 5,
+                   kFeatureFlush = 1ULL << 9;
 constexpr uint32_t kIdBytes = 20;
 
 struct RequestHeader {
@@ -43,13 +44,16 @@ Result<std::shared_ptr<Blk>> Blk::open(const BlkOptions& options) {
 }
 
 uint64_t Blk::device_features() const {
-  return kFeatureVersion1 | kFeatureRingEventIdx | kFeatureRingIndirectDesc | kFeatureFlush | (options_.read_only ? kFeatureReadOnly : 0);
+  return kFeatureVersion1 | kFeatureRingEventIdx | kFeatureRingIndirectDesc | kFeatureSizeMax | kFeatureSegMax |
+         kFeatureFlush | (options_.read_only ? kFeatureReadOnly : 0);
 }
 
 void Blk::read_config(uint64_t offset, std::span<uint8_t> data) const {
-  // Only `capacity` (le64 at offset 0): the features we offer add no other field.
-  uint8_t config[8];
-  std::memcpy(config, &sectors_, sizeof config);
+  // capacity (le64), size_max (le32), seg_max (le32): the fields our features announce.
+  uint8_t config[16];
+  std::memcpy(config, &sectors_, 8);
+  std::memcpy(config + 8, &kMaxSegmentBytes, 4);
+  std::memcpy(config + 12, &kMaxSegments, 4);
   for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < sizeof config ? config[offset + i] : 0;
 }
 

@@ -117,6 +117,9 @@ class VirtioDevice {
   // a host backend (a tap, sockets) watches its fds here. Handlers then run on that
   // thread, as do queue_notify() calls that come from ioeventfds.
   [[nodiscard]] virtual Status attach(EventLoop& /*loop*/) { return {}; }
+  // Whether the machine should serve this device's queue kicks on a thread of its own
+  // rather than the shared event loop: for devices whose work blocks (disk I/O).
+  [[nodiscard]] virtual bool wants_io_thread() const { return false; }
 };
 
 }  // namespace hyper::virtio

@@ -116,6 +116,50 @@ sigset_t stop_signals() {
 
 static_assert(layout::kVirtioMmioWindowSize == virtio::kMmioWindowSize);
 
+// A device's own I/O thread: an event loop serving only that device's queue kicks, so a
+// disk waiting for the host's storage never delays the console, network or vsock.
+class DeviceThread {
+ public:
+  static Result<std::unique_ptr<DeviceThread>> create() {
+    auto loop = HYPER_TRY(EventLoop::create());
+    auto stop = HYPER_TRY(EventFd::create());
+    auto t = std::unique_ptr<DeviceThread>(new DeviceThread(std::move(loop), std::move(stop)));
+    HYPER_CHECK(t->loop_.add(t->stop_.fd(), [p = t.get()] { p->stop_.drain(); }));
+    return t;
+  }
+  ~DeviceThread() { stop(); }
+  EventLoop& loop() { return loop_; }
+  void start(const std::string& name) {
+    thread_ = std::thread([this, name] {
+      ::pthread_setname_np(::pthread_self(), name.c_str());
+      (void)loop_.run_until([this] { return stopping_.load(); });
+    });
+  }
+  void stop() {
+    stopping_ = true;
+    stop_.signal();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  DeviceThread(EventLoop loop, EventFd stop) : loop_(std::move(loop)), stop_(std::move(stop)) {}
+  EventLoop loop_;
+  EventFd stop_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+// Serves the queue kicks of `dev` on `loop`.
+Status serve_kicks(EventLoop& loop, std::shared_ptr<virtio::VirtioDevice> device, const std::vector<EventFd>& kicks) {
+  for (uint32_t q = 0; q < kicks.size(); ++q) {
+    HYPER_CHECK(loop.add(kicks[q].fd(), [device, kick = &kicks[q], q] {
+      (void)kick->drain();
+      device->queue_notify(q);
+    }));
+  }
+  return {};
+}
+
 constexpr std::chrono::seconds kVcpuStopTimeout{5};
 constexpr std::chrono::milliseconds kVcpuRekickInterval{100};
 
@@ -370,22 +414,24 @@ Result<RunResult> Machine::run() {
     }));
   }
 
+  std::vector<std::unique_ptr<DeviceThread>> device_threads;
   for (auto& dev : m.kicks) {
     HYPER_CHECK(dev.device->attach(loop));
-    for (uint32_t q = 0; q < dev.queues.size(); ++q) {
-      HYPER_CHECK(loop.add(dev.queues[q].fd(), [&dev, q] {
-        (void)dev.queues[q].drain();
-        dev.device->queue_notify(q);
-      }));
+    if (!dev.device->wants_io_thread()) {
+      HYPER_CHECK(serve_kicks(loop, dev.device, dev.queues));
+      continue;
     }
+    device_threads.push_back(HYPER_TRY(DeviceThread::create()));
+    HYPER_CHECK(serve_kicks(device_threads.back()->loop(), dev.device, dev.queues));
   }
 
   VcpuContext ctx{m.pio, m.mmio, m.exits, m.kvm.is_pvm(), m.first_run_ns};
   VcpuThreads threads;
   try {
+    for (size_t i = 0; i < device_threads.size(); ++i) device_threads[i]->start("hyper-io" + std::to_string(i));
     for (const auto& vcpu : m.vcpus) threads.start([&vcpu, &ctx] { run_vcpu(vcpu, ctx); });
   } catch (const std::system_error& e) {  // the threads already started are stopped below
-    m.exits.report({ExitKind::error, 1, std::string("cannot start a vCPU thread: ") + e.what()});
+    m.exits.report({ExitKind::error, 1, std::string("cannot start a vCPU or I/O thread: ") + e.what()});
   }
 
   const Status loop_status = loop.run_until([&] { return m.exits.stopping(); });
@@ -398,6 +444,7 @@ Result<RunResult> Machine::run() {
                  static_cast<int>(kVcpuStopTimeout.count()));
     std::_Exit(1);
   }
+  for (auto& t : device_threads) t->stop();
   m.serial->flush(kFinalFlushPatience);
   if (const uint64_t dropped = m.serial->dropped_bytes())
     m.config.log("the console reader fell behind: " + std::to_string(dropped) + " bytes of guest output were dropped");

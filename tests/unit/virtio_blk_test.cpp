@@ -131,6 +131,11 @@ TEST_CASE("virtio-blk: bad images and serials are refused when the disk is opene
   uint64_t capacity = 0;
   d.blk->read_config(0, {reinterpret_cast<uint8_t*>(&capacity), 8});
   CHECK(capacity == 64);
+  uint32_t limits[2] = {};
+  d.blk->read_config(8, {reinterpret_cast<uint8_t*>(limits), 8});
+  CHECK(limits[0] == Blk::kMaxSegmentBytes);  // size_max
+  CHECK(limits[1] == Blk::kMaxSegments);      // seg_max
+  CHECK((d.blk->device_features() & 0x6) == 0x6);
 }
 
 TEST_CASE("virtio-blk: through its queue; a descriptor loop reports NEEDS_RESET and the device goes quiet") {
