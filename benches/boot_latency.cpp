@@ -23,12 +23,17 @@
 #include <string>
 #include <vector>
 
+#include "benches/bench_common.hpp"
 #include "vmm/clock.hpp"
 
-extern char** environ;
 namespace po = boost::program_options;
 
 namespace {
+
+using hyper::bench::field;
+using hyper::bench::spawn;
+using hyper::bench::Stats;
+using hyper::bench::stats;
 
 constexpr const char* kInitMarker = "hyper-test-init: ready";
 constexpr const char* kGuestArgs = "quiet";
@@ -39,46 +44,7 @@ struct RunSample {
   int status = -1;
 };
 
-struct Spawned {
-  pid_t pid;
-  int out, err;
-};
-
 double since_ms(uint64_t start) { return static_cast<double>(hyper::monotonic_ns() - start) / 1e6; }
-
-std::optional<Spawned> spawn(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return std::nullopt;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  std::vector<char*> args, env;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  for (char** e = environ; *e; ++e) env.push_back(*e);
-  for (const auto& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
-  env.push_back(nullptr);
-  pid_t pid;
-  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out[1]);
-  ::close(err[1]);
-  if (rc != 0) {
-    std::cerr << "boot_latency: cannot start " << argv[0] << ": " << std::strerror(rc) << '\n';
-    return std::nullopt;
-  }
-  return Spawned{pid, out[0], err[0]};
-}
-
-std::optional<double> field(const std::string& text, const std::string& key) {
-  const auto pos = text.find(key + "=");
-  if (pos == std::string::npos) return std::nullopt;
-  const char* start = text.c_str() + pos + key.size() + 1;
-  char* end = nullptr;
-  const double v = std::strtod(start, &end);
-  return end == start ? std::nullopt : std::optional<double>(v);
-}
 
 // Runs one boot; SIGTERMs the VMM after stop_after_ms (0: never) or timeout_s.
 RunSample run_once(const std::vector<std::string>& argv, bool is_hyper, double stop_after_ms, double timeout_s) {
@@ -118,19 +84,6 @@ RunSample run_once(const std::vector<std::string>& argv, bool is_hyper, double s
     s.boot_timer_ms = field(err, "boot_timer_ms");
   }
   return s;
-}
-
-struct Stats {
-  double min, median, max;
-  size_t n;
-};
-
-std::optional<Stats> stats(std::vector<double> v) {
-  if (v.empty()) return std::nullopt;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  const double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  return Stats{v.front(), median, v.back(), n};
 }
 
 template <class Get>

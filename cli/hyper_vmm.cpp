@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <boost/program_options.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -89,6 +90,26 @@ std::optional<virtio::NetOptions> parse_net(const std::string& spec) {
   return net;
 }
 
+// cid=N,socket=PATH
+std::optional<virtio::VsockOptions> parse_vsock(const std::string& spec) {
+  virtio::VsockOptions vsock;
+  std::string cid;
+  for (const auto& part : split_commas(spec)) {
+    if (!take_value(part, "cid", cid) && !take_value(part, "socket", vsock.socket_path)) {
+      std::cerr << "hyper-vmm: --vsock " << spec << ": unknown option '" << part << "' (want cid=N and socket=PATH)\n";
+      return std::nullopt;
+    }
+  }
+  char* end = nullptr;
+  errno = 0;
+  vsock.guest_cid = cid.empty() ? 0 : std::strtoull(cid.c_str(), &end, 10);
+  if (cid.empty() || *end != '\0' || errno != 0 || vsock.socket_path.empty()) {
+    std::cerr << "hyper-vmm: --vsock " << spec << ": needs cid=N (a number, 3 or more) and socket=PATH\n";
+    return std::nullopt;
+  }
+  return vsock;
+}
+
 struct Options {
   MachineConfig machine;
   std::string console = "stdout";
@@ -107,7 +128,7 @@ uint64_t exec_timestamp(uint64_t fallback) {
 
 std::optional<Options> parse_args(int argc, char** argv) {
   Options opt;
-  std::string kernel, initrd;
+  std::string kernel, initrd, vsock;
   std::vector<std::string> disks, nets;
   po::options_description desc(
       "Usage: hyper-vmm --kernel KERNEL [options]\n\n"
@@ -130,6 +151,9 @@ std::optional<Options> parse_args(int argc, char** argv) {
        "its I/O runs on a thread of its own (io=thread, the default) or on the event loop (io=loop)")
       ("net", po::value(&nets)->value_name("tap=NAME[,mac=M]"),
        "add a virtio-net device attached to tap interface NAME (repeatable: eth0, eth1, ...)")
+      ("vsock", po::value(&vsock)->value_name("cid=N,socket=PATH"),
+       "add a virtio-vsock device with guest CID N; host programs reach guest port P by "
+       "connecting to PATH and sending \"CONNECT P\\n\", and the guest reaches host port P at PATH_P")
       ("rng", po::bool_switch(&opt.machine.rng), "add a virtio-rng device (entropy from the host's getrandom)")
       ("console", po::value(&opt.console)->value_name("stdout|none|PATH"),
        "where the guest's serial console goes (default: stdout)")
@@ -160,6 +184,10 @@ std::optional<Options> parse_args(int argc, char** argv) {
     auto net = parse_net(spec);
     if (!net) return std::nullopt;
     opt.machine.nets.push_back(*net);
+  }
+  if (!vsock.empty()) {
+    opt.machine.vsock = parse_vsock(vsock);
+    if (!opt.machine.vsock) return std::nullopt;
   }
   opt.machine.kernel = kernel;
   if (!initrd.empty()) opt.machine.initrd = initrd;

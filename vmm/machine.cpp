@@ -328,6 +328,7 @@ Status Machine::Impl::add_virtio_devices() {
                virtio::format_mac(net->mac()));
     HYPER_CHECK(add_virtio_device(std::move(net)));
   }
+  if (config.vsock) HYPER_CHECK(add_virtio_device(HYPER_TRY(virtio::Vsock::create(*config.vsock))));
   if (config.rng) HYPER_CHECK(add_virtio_device(std::make_shared<virtio::Rng>()));
   return {};
 }

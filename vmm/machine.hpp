@@ -13,6 +13,7 @@
 
 #include "virtio/blk.hpp"
 #include "virtio/net.hpp"
+#include "virtio/vsock.hpp"
 #include "vmm/result.hpp"
 #include "vmm/vm_exit.hpp"
 
@@ -33,6 +34,7 @@ struct MachineConfig {
   bool rng = false;  // a virtio-rng device
   std::vector<virtio::BlkOptions> disks;  // virtio-blk devices: /dev/vda, /dev/vdb, ... in order
   std::vector<virtio::NetOptions> nets;   // virtio-net devices: eth0, eth1, ... in order
+  std::optional<virtio::VsockOptions> vsock;  // a virtio-vsock device
   int console_fd = STDOUT_FILENO;  // not owned; -1 discards the console
   bool handle_signals = true;      // SIGINT/SIGTERM/SIGHUP stop the VM (a CLI wants this)
   uint64_t start_ns = 0;           // the "exec" timestamp timings are relative to

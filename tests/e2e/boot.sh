@@ -116,6 +116,27 @@ case $case in
     expect_out "hyper-test-init: net echo verified 4194304 bytes"
     grep -q "echoed 4194304 bytes" "$work/peer" || fail "the host's echo server saw: $(cat "$work/peer")"
     ;;
+  vsock)  # virtio-vsock both ways, 8 MiB echoed and verified byte by byte in each: a host
+          # program reaches the guest's port 1234 through the VMM's socket ("CONNECT 1234"),
+          # and the guest reaches the host's listener on port 5678 at <socket>_5678
+    sock=$work/vsock.sock
+    "$build/tests/test-peer" unix-echo "${sock}_5678" >"$work/listener" 2>&1 &
+    listener=$!
+    timeout 120 "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --vsock "cid=3,socket=$sock" \
+      --cmdline "test_action=vsock test_bytes=8388608" >"$work/out" 2>"$work/err" &
+    vmm_pid=$!
+    timeout 100 "$build/tests/test-peer" vsock-connect "$sock" 1234 8388608 >"$work/dialer" 2>&1 ||
+      fail "host -> guest: $(cat "$work/dialer")"
+    wait "$vmm_pid"
+    rc=$?
+    wait "$listener" || fail "the host's listener failed: $(cat "$work/listener")"
+    expect_rc 0
+    grep -q "vsock echo verified 8388608 bytes" "$work/dialer" || fail "host -> guest: $(cat "$work/dialer")"
+    expect_out "hyper-test-init: vsock echoed 8388608 bytes for the host"
+    expect_out "hyper-test-init: vsock echo verified 8388608 bytes"
+    grep -q "echoed 8388608 bytes" "$work/listener" || fail "guest -> host listener saw: $(cat "$work/listener")"
+    [ ! -e "$sock" ] || fail "the VMM left its socket $sock behind"
+    ;;
   rng)  # virtio-rng through the MMIO transport: the guest's driver binds and reads entropy
     vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --rng --cmdline "test_action=rng"
     expect_rc 0

@@ -115,16 +115,17 @@ uint64_t env_number(const char* name, uint64_t fallback) {
   return value && *value ? std::strtoull(value, nullptr, 10) : fallback;
 }
 
-void report_echo(const char* what, const hyper::testing::EchoResult& r) {
+void report_echo(const char* what, const char* metric, const hyper::testing::EchoResult& r) {
   if (!r.ok) {
     std::printf("hyper-test-init: %s failed after %llu of %llu bytes: %s (%s)\n", what,
                 static_cast<unsigned long long>(r.verified), static_cast<unsigned long long>(r.sent), r.error,
                 std::strerror(errno));
     return;
   }
+  const double mbps = static_cast<double>(r.verified) / r.seconds / 1e6;
   std::printf("hyper-test-init: %s verified %llu bytes in %.3f s (%.1f MB/s)\n", what,
-              static_cast<unsigned long long>(r.verified), r.seconds,
-              static_cast<double>(r.verified) / r.seconds / 1e6);
+              static_cast<unsigned long long>(r.verified), r.seconds, mbps);
+  std::printf("hyper-test-init: metrics %s=%.1f\n", metric, mbps);
 }
 
 // Brings `name` up with IPv4 `address`/24 through ioctls (the test init has no `ip`).
@@ -179,23 +180,22 @@ void exercise_network() {
     std::printf("hyper-test-init: net connect to 10.0.2.1 failed: %s\n", std::strerror(errno));
     return;
   }
-  report_echo("net echo", hyper::testing::send_and_verify_echo(fd, env_number("test_bytes", 4 << 20)));
+  report_echo("net echo", "net_echo_MBps", hyper::testing::send_and_verify_echo(fd, env_number("test_bytes", 4 << 20)));
   ::close(fd);
 }
 
-// Both directions of vsock: a child echoes one host-initiated connection on port
-// test_listen (default 1234) while this process echoes test_bytes through the host's
-// listener on port test_port (default 5678).
-void exercise_vsock() {
+// Forks a child that echoes one host-initiated connection on vsock port `port`; returns
+// its pid, or -1 when the port cannot be listened on.
+pid_t serve_one_vsock_echo(unsigned port) {
   const int listener = ::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_vm local{};
   local.svm_family = AF_VSOCK;
   local.svm_cid = VMADDR_CID_ANY;
-  local.svm_port = static_cast<unsigned>(env_number("test_listen", 1234));
+  local.svm_port = port;
   if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
       ::listen(listener, 4) != 0) {
     std::printf("hyper-test-init: vsock listen failed: %s\n", std::strerror(errno));
-    return;
+    return -1;
   }
   std::fflush(stdout);
   const pid_t child = ::fork();
@@ -208,6 +208,16 @@ void exercise_vsock() {
     ::_exit(echoed > 0 ? 0 : 1);
   }
   ::close(listener);
+  return child;
+}
+
+// Both directions of vsock: a child echoes one host-initiated connection on port
+// test_listen (default 1234; 0: no listener) while this process echoes test_bytes
+// through the host's listener on port test_port (default 5678).
+void exercise_vsock() {
+  const uint64_t listen_port = env_number("test_listen", 1234);
+  const pid_t child = listen_port ? serve_one_vsock_echo(static_cast<unsigned>(listen_port)) : 0;
+  if (child < 0) return;
   sockaddr_vm host{};
   host.svm_family = AF_VSOCK;
   host.svm_cid = VMADDR_CID_HOST;
@@ -216,11 +226,11 @@ void exercise_vsock() {
   if (fd < 0) {
     std::printf("hyper-test-init: vsock connect to the host failed: %s\n", std::strerror(errno));
   } else {
-    report_echo("vsock echo", hyper::testing::send_and_verify_echo(fd, env_number("test_bytes", 4 << 20)));
+    report_echo("vsock echo", "vsock_echo_MBps", hyper::testing::send_and_verify_echo(fd, env_number("test_bytes", 4 << 20)));
     ::close(fd);
   }
   int status = 0;
-  ::waitpid(child, &status, 0);
+  if (child > 0) ::waitpid(child, &status, 0);
 }
 
 // Direct I/O on /dev/vda, as fio would measure it: sequential 1 MiB writes then reads
@@ -273,7 +283,7 @@ void benchmark_disk() {
   uint64_t reads = 0;
   for (int t = 0; t < kThreads; ++t) threads[static_cast<size_t>(t)].join(), reads += done[static_cast<size_t>(t)];
   const double iops = static_cast<double>(reads) / (seconds_now() - start);
-  std::printf("hyper-test-init: blkbench seq_write_MBps=%.1f seq_read_MBps=%.1f rand4k_read_iops=%.0f\n",
+  std::printf("hyper-test-init: metrics blk_seq_write_MBps=%.1f blk_seq_read_MBps=%.1f blk_rand4k_read_iops=%.0f\n",
               write_mbps, read_mbps, iops);
   std::free(raw);
   ::close(fd);

@@ -1,12 +1,15 @@
 // The host side of the network and vsock end-to-end tests (and benchmarks):
 //   test-peer tcp-echo ADDRESS PORT        echo one TCP connection, then exit
 //   test-peer unix-echo PATH               echo one connection on a Unix listener at PATH
+//   test-peer vsock-listen-echo PORT       echo one connection on AF_VSOCK port PORT
+//       (the host end of a vhost-vsock guest: QEMU, in the benchmarks)
 //   test-peer vsock-connect SOCKET PORT BYTES
 //       connect to guest port PORT through the VMM's vsock socket ("CONNECT PORT\n" ->
 //       "OK ...\n"), send BYTES and verify their echo; retries while the guest is not
 //       listening yet (up to 60 s)
 // Exit status 0 on success; errors go to stderr.
 #include <arpa/inet.h>
+#include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -64,6 +67,17 @@ int unix_echo(const char* path) {
   return rc;
 }
 
+int vsock_listen_echo(const char* port) {
+  const int s = ::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_vm a{};
+  a.svm_family = AF_VSOCK;
+  a.svm_cid = VMADDR_CID_ANY;
+  a.svm_port = static_cast<unsigned>(std::atoi(port));
+  if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(s, 1) != 0)
+    return die("vsock listen (is vhost_vsock loaded?)");
+  return echo_one(s);
+}
+
 // Reads one line (up to 64 bytes) byte by byte, so nothing after it is consumed.
 std::string read_line(int fd) {
   std::string line;
@@ -112,8 +126,10 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "tcp-echo" && argc == 4) return tcp_echo(argv[2], argv[3]);
   if (mode == "unix-echo" && argc == 3) return unix_echo(argv[2]);
+  if (mode == "vsock-listen-echo" && argc == 3) return vsock_listen_echo(argv[2]);
   if (mode == "vsock-connect" && argc == 5) return vsock_connect(argv[2], argv[3], argv[4]);
   std::fprintf(stderr,
-               "usage: test-peer tcp-echo ADDRESS PORT | unix-echo PATH | vsock-connect SOCKET PORT BYTES\n");
+               "usage: test-peer tcp-echo ADDRESS PORT | unix-echo PATH | vsock-listen-echo PORT |\n"
+               "                 vsock-connect SOCKET PORT BYTES\n");
   return 2;
 }
