@@ -85,10 +85,22 @@ Result<DescriptorChain> Queue::walk(uint16_t head) const {
   }
 }
 
-Result<std::optional<DescriptorChain>> Queue::pop() {
+Result<uint16_t> Queue::pending() const {
   const uint16_t avail_idx = HYPER_TRY(memory_->read_obj<uint16_t>(layout_.avail_ring + 2));
   std::atomic_thread_fence(std::memory_order_acquire);  // ring entries after the index
-  const uint16_t pending = static_cast<uint16_t>(avail_idx - next_avail_);
+  return static_cast<uint16_t>(avail_idx - next_avail_);
+}
+
+Result<std::optional<DescriptorChain>> Queue::pop() {
+  uint16_t pending = HYPER_TRY(this->pending());
+  if (pending == 0 && layout_.event_idx) {
+    // Only now ask for a kick at the next buffer (avail_event): while we are still
+    // consuming, the driver need not exit to tell us. Then look again, since the driver
+    // may have added a buffer before it could see the new avail_event.
+    HYPER_CHECK(memory_->write_obj(layout_.used_ring + kRingHeader + kUsedElemSize * layout_.size, next_avail_));
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    pending = HYPER_TRY(this->pending());
+  }
   if (pending == 0) return std::optional<DescriptorChain>();
   if (pending > layout_.size)
     return broken("available index jumped by " + std::to_string(pending) + " on a queue of " +
@@ -97,9 +109,6 @@ Result<std::optional<DescriptorChain>> Queue::pop() {
   const uint16_t head = HYPER_TRY(memory_->read_obj<uint16_t>(slot));
   auto chain = HYPER_TRY(walk(head));
   ++next_avail_;
-  if (layout_.event_idx) {  // tell the driver how far we got (avail_event)
-    HYPER_CHECK(memory_->write_obj(layout_.used_ring + kRingHeader + kUsedElemSize * layout_.size, next_avail_));
-  }
   return std::optional<DescriptorChain>(std::move(chain));
 }
 

@@ -43,7 +43,8 @@ class Queue {
   // Fails when the layout is impossible (size, alignment, rings outside guest memory).
   static Result<Queue> create(const GuestMemory& memory, const QueueLayout& layout);
 
-  // The next chain the driver made available, or nullopt when there is none.
+  // The next chain the driver made available, or nullopt when there is none. With
+  // event-idx, the driver is asked to kick only once the ring has been found empty.
   [[nodiscard]] Result<std::optional<DescriptorChain>> pop();
   // Returns chain `head` to the driver, `written` bytes filled in.
   [[nodiscard]] Status push_used(uint16_t head, uint32_t written);
@@ -55,6 +56,8 @@ class Queue {
  private:
   Queue(const GuestMemory& memory, const QueueLayout& layout) : memory_(&memory), layout_(layout) {}
   [[nodiscard]] Result<DescriptorChain> walk(uint16_t head) const;
+  // Chains the driver has made available that we have not popped.
+  [[nodiscard]] Result<uint16_t> pending() const;
 
   const GuestMemory* memory_;
   QueueLayout layout_;

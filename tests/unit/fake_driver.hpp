@@ -116,9 +116,9 @@ class FakeDriver {
   }
 
   uint64_t allocate(uint64_t len) {
+    if (next_data_ + len > kMemoryBytes) next_data_ = kDataStart;  // long tests wrap around
     const uint64_t gpa = next_data_;
     next_data_ = (next_data_ + len + 15) & ~uint64_t{15};
-    if (next_data_ > kMemoryBytes) next_data_ = kDataStart;  // long tests wrap around
     return gpa;
   }
   void write_bytes(uint64_t gpa, const std::string& bytes) {

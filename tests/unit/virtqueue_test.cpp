@@ -187,11 +187,14 @@ TEST_CASE("virtqueue: interrupt suppression, with and without event index") {
     REQUIRE(d.memory.write_obj(kAvail + 4 + 2 * 8, uint16_t{1}).ok());  // used_event: after 2 used
     auto q = d.queue();
     REQUIRE(q.pop().ok());
-    CHECK(d.memory.read_obj<uint16_t>(kUsed + 4 + 8 * 8).value() == 1);  // avail_event published
+    CHECK(d.memory.read_obj<uint16_t>(kUsed + 4 + 8 * 8).value() == 0);  // no kick asked for while chains wait
     REQUIRE(q.push_used(0, 0).ok());
     CHECK_FALSE(q.should_notify().value());  // used idx 1: not past used_event 1 yet
     REQUIRE(q.pop().ok());
     REQUIRE(q.push_used(1, 0).ok());
     CHECK(q.should_notify().value());  // used idx 2 crossed used_event 1
+    REQUIRE(q.pop().ok());
+    CHECK(q.pop().value() == std::nullopt);
+    CHECK(d.memory.read_obj<uint16_t>(kUsed + 4 + 8 * 8).value() == 3);  // empty: kick at the next one
   }
 }
