@@ -137,11 +137,33 @@ case $case in
     grep -q "echoed 8388608 bytes" "$work/listener" || fail "guest -> host listener saw: $(cat "$work/listener")"
     [ ! -e "$sock" ] || fail "the VMM left its socket $sock behind"
     ;;
+  blk-flush)  # the guest formats a blank disk, writes a file and fsyncs it; the VMM is then
+              # killed with SIGKILL, and the file is in the image
+    PATH=$PATH:/usr/sbin:/sbin
+    truncate -s 32M "$work/disk.img"
+    "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$build/tests/test-initrd-busybox.cpio" --disk "$work/disk.img" \
+      --cmdline "test_action=blk test_format=1 test_hold=1" >"$work/out" 2>"$work/err" &
+    vmm_pid=$!
+    for _ in $(seq 1200); do
+      grep -q "blk synced, holding" "$work/out" && break
+      kill -0 "$vmm_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$vmm_pid" 2>/dev/null
+    wait "$vmm_pid" 2>/dev/null
+    rc=$?
+    expect_out "hyper-test-init: blk formatted /dev/vda"
+    expect_out "hyper-test-init: blk synced, holding"
+    expect_rc 137
+    [ "$(debugfs -R 'cat /guest.txt' "$work/disk.img" 2>/dev/null)" = "written by the guest" ] ||
+      fail "the file the guest fsynced is not in the image after SIGKILL"
+    ;;
   rng)  # virtio-rng through the MMIO transport: the guest's driver binds and reads entropy
     vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --rng --cmdline "test_action=rng"
     expect_rc 0
     expect_out "virtio_mmio.device=4K@0xd0000000:5"
     expect_out "hyper-test-init: rng_current=virtio_rng.0 hwrng_read=32 "
+    expect_out "hyper-test-init: crng=ready"  # getrandom() does not block in PID 1
     bytes=$(sed -n 's/.*bytes=\([0-9a-f]*\).*/\1/p' "$work/out")
     [ ${#bytes} -eq 64 ] && [ "$bytes" != "$(printf '0%.0s' {1..64})" ] || fail "no entropy from /dev/hwrng: '$bytes'"
     ;;

@@ -10,6 +10,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -78,10 +79,40 @@ void report_hwrng() {
   std::printf("hyper-test-init: rng_current=%s hwrng_read=%zd bytes=", current, n);
   for (unsigned char b : bytes) std::printf("%02x", b);
   std::printf("\n");
+  // The kernel's pool is seeded when getrandom() answers without blocking.
+  const bool seeded = ::getrandom(bytes, sizeof bytes, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof bytes);
+  std::printf("hyper-test-init: crng=%s\n", seeded ? "ready" : "not-ready");
 }
 
-// Mounts /dev/vda (ext4), prints /mnt/hello.txt, writes /mnt/guest.txt durably, unmounts.
+uint64_t env_number(const char* name, uint64_t fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? std::strtoull(value, nullptr, 10) : fallback;
+}
+
+// Formats /dev/vda with the initramfs's busybox mke2fs (ext2 layout, which the kernel's
+// ext4 driver mounts).
+bool format_disk() {
+  std::fflush(stdout);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::execl("/bin/busybox", "mke2fs", "-q", "-L", "hyper", "/dev/vda", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  return child > 0 && ::waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Mounts /dev/vda (ext4; formatted first with test_format=1), prints /mnt/hello.txt,
+// writes /mnt/guest.txt durably, unmounts. With test_hold=1 it stops after the fsync and
+// waits there, for the host to kill the VMM.
 void exercise_disk() {
+  if (env_number("test_format", 0) == 1) {
+    if (!format_disk()) {
+      std::printf("hyper-test-init: blk mke2fs failed\n");
+      return;
+    }
+    std::printf("hyper-test-init: blk formatted /dev/vda\n");
+  }
   ::mkdir("/mnt", 0755);
   if (::mount("/dev/vda", "/mnt", "ext4", 0, nullptr) != 0) {
     const int rw_errno = errno;
@@ -104,16 +135,17 @@ void exercise_disk() {
     std::printf("hyper-test-init: blk write failed: %s\n", std::strerror(errno));
   } else {
     std::printf("hyper-test-init: blk wrote guest.txt\n");
+    if (env_number("test_hold", 0) == 1) {
+      std::printf("hyper-test-init: blk synced, holding\n");
+      flush_console();
+      for (;;) ::pause();
+    }
   }
   if (fd >= 0) ::close(fd);
   ::umount("/mnt");
   ::sync();
 }
 
-uint64_t env_number(const char* name, uint64_t fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? std::strtoull(value, nullptr, 10) : fallback;
-}
 
 void report_echo(const char* what, const char* metric, const hyper::testing::EchoResult& r) {
   if (!r.ok) {
