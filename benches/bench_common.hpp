@@ -6,6 +6,8 @@
 #include <spawn.h>
 #include <unistd.h>
 
+#include <boost/program_options.hpp>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -71,6 +73,30 @@ inline std::optional<Stats> stats(std::vector<double> v) {
   const size_t n = v.size();
   const double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   return Stats{v.front(), median, v.back(), n};
+}
+
+// Parses argv into `vm`. Returns the status to exit with when the program should stop
+// here: 0 after --help, 2 for a bad command line or fewer than one run.
+inline std::optional<int> parse_command_line(int argc, char** argv, const boost::program_options::options_description& desc,
+                                             boost::program_options::variables_map& vm, const char* program,
+                                             const int& runs) {
+  namespace po = boost::program_options;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      std::cout << desc << '\n';
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << program << ": " << e.what() << '\n';
+    return 2;
+  }
+  if (runs < 1) {
+    std::cerr << program << ": --runs must be at least 1\n";
+    return 2;
+  }
+  return std::nullopt;
 }
 
 }  // namespace hyper::bench

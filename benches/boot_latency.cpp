@@ -31,6 +31,7 @@ namespace po = boost::program_options;
 namespace {
 
 using hyper::bench::field;
+using hyper::bench::parse_command_line;
 using hyper::bench::spawn;
 using hyper::bench::Stats;
 using hyper::bench::stats;
@@ -128,21 +129,7 @@ int main(int argc, char** argv) {
       ("stop-after-ms", po::value(&stop_after_ms)->default_value(150), "with --native-first-run: SIGTERM after this")
       ("timeout", po::value(&timeout_s)->default_value(300), "seconds before a boot is killed");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << '\n';
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "boot_latency: " << e.what() << '\n';
-    return 2;
-  }
-  if (runs < 1) {
-    std::cerr << "boot_latency: --runs must be at least 1\n";
-    return 2;
-  }
+  if (auto status = parse_command_line(argc, argv, desc, vm, "boot_latency", runs)) return *status;
 
   std::vector<std::string> hyper_cmd{vmm, "--kernel", kernel, "--initrd", initrd, "--timings", "--cmdline", kGuestArgs};
   std::vector<RunSample> hyper_runs, qemu_runs;

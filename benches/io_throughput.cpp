@@ -96,21 +96,7 @@ int main(int argc, char** argv) {
       ("runs", po::value(&runs)->default_value(5), "runs of each command")
       ("timeout", po::value(&timeout_s)->default_value(300), "seconds before a run is killed");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << '\n';
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "io_throughput: " << e.what() << '\n';
-    return 2;
-  }
-  if (runs < 1) {
-    std::cerr << "io_throughput: --runs must be at least 1\n";
-    return 2;
-  }
+  if (auto status = parse_command_line(argc, argv, desc, vm, "io_throughput", runs)) return *status;
 
   Figures hyper, qemu;
   int failed = 0;
