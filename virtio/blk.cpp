@@ -54,7 +54,7 @@ void Blk::read_config(uint64_t offset, std::span<uint8_t> data) const {
   std::memcpy(config, &sectors_, 8);
   std::memcpy(config + 8, &kMaxSegmentBytes, 4);
   std::memcpy(config + 12, &kMaxSegments, 4);
-  for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < sizeof config ? config[offset + i] : 0;
+  read_config_window(config, offset, data);
 }
 
 Status Blk::activate(Activation activation) { return slot_.set(std::move(activation), 1, "virtio-blk"); }

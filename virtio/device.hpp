@@ -30,6 +30,19 @@ struct Activation {
   std::function<void()> needs_reset = [] {};
 };
 
+// Interrupts the driver if it asked to hear about the chains used since the last call
+// (a ring too broken to tell gets the interrupt anyway).
+inline void notify_if_wanted(Activation& active, Queue& queue) {
+  auto wanted = queue.should_notify();
+  if (!wanted || *wanted) active.notify_used();
+}
+
+// A config-space read of `out.size()` bytes at `offset` from a device's `config` bytes;
+// bytes past its end read as zero.
+inline void read_config_window(std::span<const uint8_t> config, uint64_t offset, std::span<uint8_t> out) {
+  for (size_t i = 0; i < out.size(); ++i) out[i] = offset + i < config.size() ? config[offset + i] : 0;
+}
+
 // Serves every chain the driver made available on `queue`: `serve(chain)` returns the
 // bytes it wrote into the chain's buffers; each chain is then returned as used and the
 // driver interrupted if it asked to be. Returns false when the ring is broken (the
@@ -45,10 +58,7 @@ template <class Serve>
     if (!q.push_used((*chain)->head, serve(**chain))) return false;
     used_any = true;
   }
-  if (used_any) {
-    auto notify = q.should_notify();
-    if (!notify || *notify) active.notify_used();
-  }
+  if (used_any) notify_if_wanted(active, q);
   return true;
 }
 
@@ -80,10 +90,6 @@ class ActivationSlot {
     active_.reset();
     ++broken_;
     return false;
-  }
-  [[nodiscard]] bool active() const {
-    std::lock_guard lock(mutex_);
-    return active_.has_value();
   }
   // Rings found broken since start.
   [[nodiscard]] uint64_t broken() const {

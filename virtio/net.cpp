@@ -66,7 +66,7 @@ void Net::read_config(uint64_t offset, std::span<uint8_t> data) const {
   std::memcpy(config, mac_.data(), 6);
   config[6] = static_cast<uint8_t>(net::kStatusLinkUp);
   config[7] = 0;
-  for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < sizeof config ? config[offset + i] : 0;
+  read_config_window(config, offset, data);
 }
 
 Status Net::activate(Activation activation) {
@@ -182,8 +182,7 @@ bool Net::receive(Activation& active, bool& stalled) {
       break;
     }
   }
-  auto notify = active.queues[0].should_notify();
-  if (!notify || *notify) active.notify_used();
+  notify_if_wanted(active, active.queues[0]);
   return healthy;
 }
 

@@ -23,7 +23,6 @@ class Rng final : public VirtioDevice {
   void reset() override;
 
   [[nodiscard]] uint64_t bytes_served() const { return bytes_served_.load(); }
-  [[nodiscard]] uint64_t broken_rings() const { return slot_.broken(); }
 
  private:
   ActivationSlot slot_;

@@ -117,7 +117,7 @@ uint64_t Vsock::device_features() const {
 void Vsock::read_config(uint64_t offset, std::span<uint8_t> data) const {
   uint8_t config[8];
   std::memcpy(config, &options_.guest_cid, sizeof config);
-  for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < sizeof config ? config[offset + i] : 0;
+  read_config_window(config, offset, data);
 }
 
 Status Vsock::activate(Activation activation) {

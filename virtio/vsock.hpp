@@ -76,7 +76,6 @@ class Vsock final : public VirtioDevice, public std::enable_shared_from_this<Vso
   Status attach(EventLoop& loop) override;
 
   [[nodiscard]] VsockStats stats() const;
-  [[nodiscard]] const std::string& socket_path() const { return options_.socket_path; }
 
  private:
   enum Queues : size_t { kRxQueue = 0, kTxQueue = 1, kEventQueue = 2 };

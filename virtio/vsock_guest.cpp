@@ -23,11 +23,6 @@ namespace {
 // keep the loop from its other fds. The rest comes on the next turn (resume_).
 constexpr uint32_t kChainsPerTurn = Vsock::kQueueSize;
 
-void notify_if_wanted(Activation& active, Queue& queue) {
-  auto wanted = queue.should_notify();
-  if (!wanted || *wanted) active.notify_used();
-}
-
 }  // namespace
 
 bool Vsock::serve_queues(Activation& active) {
