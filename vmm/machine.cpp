@@ -149,7 +149,7 @@ class DeviceThread {
   std::thread thread_;
 };
 
-// Serves the queue kicks of `dev` on `loop`.
+// Serves the queue kicks of `device` on `loop`.
 Status serve_kicks(EventLoop& loop, std::shared_ptr<virtio::VirtioDevice> device, const std::vector<EventFd>& kicks) {
   for (uint32_t q = 0; q < kicks.size(); ++q) {
     HYPER_CHECK(loop.add(kicks[q].fd(), [device, kick = &kicks[q], q] {

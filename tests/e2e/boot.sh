@@ -195,6 +195,35 @@ case $case in
     expect_rc 2
     expect_err "is not a regular file"
     ;;
+  bad-devices)  # bad device flags and backends get a clear error and status 2, no guest run
+    touch "$work/empty.img"
+    echo "not a socket" >"$work/file"
+    vmm --kernel "$kernel_dir/vmlinux" --disk "$work/empty.img,io=bogus"
+    expect_rc 2
+    expect_err "unknown option 'io=bogus'"
+    vmm --kernel "$kernel_dir/vmlinux" --disk "$work/empty.img"
+    expect_rc 2
+    expect_err "smaller than one sector"
+    vmm --kernel "$kernel_dir/vmlinux" --net mac=02:00:00:00:00:01
+    expect_rc 2
+    expect_err "tap=NAME is required"
+    vmm --kernel "$kernel_dir/vmlinux" --net tap=tap0,mac=01:00:5e:00:00:01
+    expect_rc 2
+    expect_err "is not a unicast MAC address"
+    vmm --kernel "$kernel_dir/vmlinux" --net tap=this-name-is-far-too-long
+    expect_rc 2
+    expect_err "is not a valid interface name"
+    vmm --kernel "$kernel_dir/vmlinux" --vsock "cid=2,socket=$work/v.sock"
+    expect_rc 2
+    expect_err "guest CID 2 is reserved"
+    vmm --kernel "$kernel_dir/vmlinux" --vsock "cid=3,socket=$work/file"
+    expect_rc 2
+    expect_err "is not a socket; not replacing it"
+    [ "$(cat "$work/file")" = "not a socket" ] || fail "the VMM changed a file it was wrongly given as its socket"
+    vmm --kernel "$kernel_dir/vmlinux" --vsock cid=3
+    expect_rc 2
+    expect_err "needs cid=N"
+    ;;
   *)
     echo "unknown case '$case'" >&2
     exit 2
