@@ -35,4 +35,18 @@ namespace hyper {
   return {};
 }
 
+// Writes all of `size` bytes to a stream (pipe, socket, file), retrying short writes and
+// EINTR; blocks on a blocking fd. `what` names the destination in the error.
+[[nodiscard]] inline Status write_all(int fd, const void* data, size_t size, const std::string& what) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::write(fd, bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Error::from_errno("write " + what);
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
 }  // namespace hyper

@@ -1,0 +1,197 @@
+#include "guest-init/messages.hpp"
+
+#include <sys/resource.h>
+
+#include <array>
+#include <utility>
+
+namespace hyper::guest {
+namespace {
+
+constexpr size_t kMaxStrings = 4096;      // argv or env entries
+constexpr size_t kMaxStringBytes = 65536; // one argument or variable
+
+Error bad(const std::string& what) { return make_error(Errc::invalid_argument, what); }
+
+Result<std::string> get_string(const Json& object, const char* key, bool required = false) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) {
+    if (required) return bad(std::string("missing \"") + key + "\"");
+    return std::string();
+  }
+  if (!it->is_string()) return bad(std::string("\"") + key + "\" must be a string");
+  const auto& value = it->get_ref<const std::string&>();
+  if (value.size() > kMaxStringBytes) return bad(std::string("\"") + key + "\" is too long");
+  if (value.find('\0') != std::string::npos) return bad(std::string("\"") + key + "\" contains a NUL byte");
+  return value;
+}
+
+Result<uint64_t> get_number(const Json& object, const char* key, uint64_t fallback, uint64_t max) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<int64_t>() >= 0))
+    return bad(std::string("\"") + key + "\" must be a non-negative integer");
+  const auto value = it->get<uint64_t>();
+  if (value > max) return bad(std::string("\"") + key + "\" is out of range");
+  return value;
+}
+
+Result<bool> get_bool(const Json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return false;
+  if (!it->is_boolean()) return bad(std::string("\"") + key + "\" must be true or false");
+  return it->get<bool>();
+}
+
+Result<std::vector<std::string>> get_strings(const Json& object, const char* key) {
+  std::vector<std::string> out;
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return out;
+  if (!it->is_array()) return bad(std::string("\"") + key + "\" must be an array of strings");
+  if (it->size() > kMaxStrings) return bad(std::string("\"") + key + "\" has too many entries");
+  for (const auto& item : *it) {
+    if (!item.is_string()) return bad(std::string("\"") + key + "\" must be an array of strings");
+    const auto& value = item.get_ref<const std::string&>();
+    if (value.size() > kMaxStringBytes || value.find('\0') != std::string::npos)
+      return bad(std::string("an entry of \"") + key + "\" is too long or contains a NUL byte");
+    out.push_back(value);
+  }
+  return out;
+}
+
+Result<int> rlimit_resource(const std::string& name) {
+  static constexpr std::array<std::pair<const char*, int>, 11> kNames{{
+      {"core", RLIMIT_CORE}, {"cpu", RLIMIT_CPU}, {"data", RLIMIT_DATA}, {"fsize", RLIMIT_FSIZE},
+      {"memlock", RLIMIT_MEMLOCK}, {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC}, {"rss", RLIMIT_RSS},
+      {"stack", RLIMIT_STACK}, {"sigpending", RLIMIT_SIGPENDING}, {"msgqueue", RLIMIT_MSGQUEUE},
+  }};
+  for (const auto& [known, resource] : kNames)
+    if (name == known) return resource;
+  return bad("unknown rlimit \"" + name + "\"");
+}
+
+Result<std::vector<Rlimit>> get_rlimits(const Json& process) {
+  std::vector<Rlimit> out;
+  const auto it = process.find("rlimits");
+  if (it == process.end() || it->is_null()) return out;
+  if (!it->is_array() || it->size() > 32) return bad("\"rlimits\" must be an array of at most 32 limits");
+  for (const auto& item : *it) {
+    if (!item.is_object()) return bad("each rlimit must be an object");
+    const int resource = HYPER_TRY(rlimit_resource(HYPER_TRY(get_string(item, "type", true))));
+    const uint64_t soft = HYPER_TRY(get_number(item, "soft", 0, RLIM_INFINITY));
+    const uint64_t hard = HYPER_TRY(get_number(item, "hard", 0, RLIM_INFINITY));
+    if (soft > hard) return bad("an rlimit's soft value exceeds its hard value");
+    out.push_back(Rlimit{resource, soft, hard});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Json> parse_request(std::string_view payload) {
+  Json request = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded()) return bad("the request is not valid JSON");
+  if (!request.is_object()) return bad("the request must be a JSON object");
+  if (HYPER_TRY(get_string(request, "op", true)).empty()) return bad("\"op\" must not be empty");
+  return request;
+}
+
+Result<ProcessSpec> parse_process_spec(const Json& process) {
+  if (!process.is_object()) return bad("\"process\" must be an object");
+  ProcessSpec spec;
+  spec.args = HYPER_TRY(get_strings(process, "args"));
+  if (spec.args.empty()) return bad("\"args\" must name the program to run");
+  spec.env = HYPER_TRY(get_strings(process, "env"));
+  spec.cwd = HYPER_TRY(get_string(process, "cwd"));
+  if (spec.cwd.empty()) spec.cwd = "/";
+  spec.user = HYPER_TRY(get_string(process, "user"));
+  spec.tty = HYPER_TRY(get_bool(process, "tty"));
+  spec.open_stdin = HYPER_TRY(get_bool(process, "stdin"));
+  spec.umask = static_cast<mode_t>(HYPER_TRY(get_number(process, "umask", 022, 0777)));
+  spec.rlimits = HYPER_TRY(get_rlimits(process));
+  spec.rows = static_cast<uint16_t>(HYPER_TRY(get_number(process, "rows", 0, 0xffff)));
+  spec.cols = static_cast<uint16_t>(HYPER_TRY(get_number(process, "cols", 0, 0xffff)));
+  return spec;
+}
+
+namespace {
+
+Result<NetworkSpec> parse_network(const Json& start) {
+  NetworkSpec spec;
+  const auto it = start.find("network");
+  if (it == start.end() || it->is_null()) return spec;
+  if (!it->is_object()) return bad("\"network\" must be an object");
+  const auto interfaces = it->find("interfaces");
+  if (interfaces != it->end() && !interfaces->is_null()) {
+    if (!interfaces->is_array() || interfaces->size() > 8) return bad("\"interfaces\" must be an array (at most 8)");
+    for (const auto& item : *interfaces) {
+      if (!item.is_object()) return bad("each interface must be an object");
+      InterfaceSpec interface;
+      interface.name = HYPER_TRY(get_string(item, "name", true));
+      interface.address = HYPER_TRY(get_string(item, "address", true));
+      interface.gateway = HYPER_TRY(get_string(item, "gateway"));
+      interface.mtu = static_cast<uint32_t>(HYPER_TRY(get_number(item, "mtu", 0, 65535)));
+      spec.interfaces.push_back(std::move(interface));
+    }
+  }
+  spec.dns = HYPER_TRY(get_strings(*it, "dns"));
+  spec.dns_search = HYPER_TRY(get_strings(*it, "dns_search"));
+  for (const auto& line : HYPER_TRY(get_strings(*it, "hosts"))) {
+    const auto space = line.find(' ');
+    if (space == std::string::npos || line.find('\n') != std::string::npos)
+      return bad("a \"hosts\" entry must be \"IP NAME...\" on one line");
+    spec.extra_hosts.emplace_back(line.substr(0, space), line.substr(space + 1));
+  }
+  return spec;
+}
+
+bool is_device_path(const std::string& path) { return path.rfind("/dev/vd", 0) == 0 && path.size() <= 12; }
+
+}  // namespace
+
+Result<ContainerSpec> parse_container_spec(const Json& start) {
+  ContainerSpec spec;
+  const auto rootfs = start.find("rootfs");
+  if (rootfs == start.end() || !rootfs->is_object()) return bad("\"rootfs\" must be an object");
+  spec.rootfs.image_device = HYPER_TRY(get_string(*rootfs, "image", true));
+  spec.rootfs.writable_device = HYPER_TRY(get_string(*rootfs, "writable"));
+  if (!is_device_path(spec.rootfs.image_device) ||
+      (!spec.rootfs.writable_device.empty() && !is_device_path(spec.rootfs.writable_device)))
+    return bad("rootfs devices must be virtio disks (/dev/vdX)");
+  spec.hostname = HYPER_TRY(get_string(start, "hostname"));
+  if (spec.hostname.size() > 64) return bad("the hostname is longer than 64 bytes");
+  spec.network = HYPER_TRY(parse_network(start));
+  return spec;
+}
+
+Result<BuildSpec> parse_build_spec(const Json& build) {
+  BuildSpec spec;
+  spec.source_device = HYPER_TRY(get_string(build, "source", true));
+  spec.target_device = HYPER_TRY(get_string(build, "target", true));
+  if (!is_device_path(spec.source_device) || !is_device_path(spec.target_device))
+    return bad("build devices must be virtio disks (/dev/vdX)");
+  const auto layers = build.find("layers");
+  if (layers == build.end() || !layers->is_array() || layers->size() > 1024)
+    return bad("\"layers\" must be an array of at most 1024 spans");
+  for (const auto& item : *layers) {
+    if (!item.is_object()) return bad("each layer must be an object");
+    LayerSpan span;
+    span.offset = HYPER_TRY(get_number(item, "offset", 0, UINT64_MAX / 2));
+    span.size = HYPER_TRY(get_number(item, "size", 0, UINT64_MAX / 2));
+    spec.layers.push_back(span);
+  }
+  return spec;
+}
+
+std::string error_reply(const Error& error, int exit_code) {
+  Json reply = {{"ok", false}, {"error", error.message}, {"kind", errc_name(error.code)}};
+  if (exit_code != 0) reply["exit_code"] = exit_code;
+  return reply.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string ok_reply(Json fields) {
+  fields["ok"] = true;
+  return fields.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace hyper::guest

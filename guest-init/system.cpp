@@ -1,0 +1,127 @@
+#include "guest-init/system.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/io.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "vmm/file_io.hpp"
+
+namespace hyper::guest {
+namespace {
+
+constexpr unsigned short kGuestExitPort = 0x501;  // vmm/layout.hpp
+constexpr unsigned short kBootTimerPort = 0x502;
+
+void out_byte(unsigned char value, unsigned short port) { asm volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
+
+int openat2_in_root(int root_fd, const std::string& path, int flags, mode_t mode) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags) | O_CLOEXEC;
+  how.mode = (flags & O_CREAT) ? mode : 0;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, root_fd, path.c_str(), &how, sizeof how));
+}
+
+std::pair<std::string, std::string> split_parent(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return {".", path};
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+}  // namespace
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Status mount_fs(const char* source, const char* target, const char* type, unsigned long flags,
+                const std::string& data) {
+  if (::mount(source, target, type, flags, data.empty() ? nullptr : data.c_str()) != 0)
+    return Error::from_errno(std::string("mount ") + type + " " + source + " on " + target);
+  return {};
+}
+
+Status make_dirs(const std::string& path, mode_t mode) {
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    const std::string prefix = path.substr(0, pos);
+    if (::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) return Error::from_errno("mkdir " + prefix);
+  }
+  return {};
+}
+
+Result<UniqueFd> open_in_root(int root_fd, const std::string& path, int flags, mode_t mode) {
+  const int fd = openat2_in_root(root_fd, path, flags, mode);
+  if (fd < 0) return Error::from_errno("open " + path + " in the container's root");
+  return UniqueFd(fd);
+}
+
+Result<UniqueFd> make_dirs_in_root(int root_fd, const std::string& path, mode_t mode) {
+  UniqueFd dir(::fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
+  if (!dir.valid()) return Error::from_errno("dup the container's root");
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    const std::string name = path.substr(start, end - start);
+    start = end + 1;
+    if (name.empty() || name == ".") continue;
+    if (::mkdirat(dir.get(), name.c_str(), mode) != 0 && errno != EEXIST)
+      return Error::from_errno("mkdir " + path + " in the container's root");
+    // Each step resolves from the root again, so a symlinked component stays inside.
+    const std::string so_far = path.substr(0, end);
+    dir = HYPER_TRY(open_in_root(root_fd, so_far, O_PATH | O_DIRECTORY));
+  }
+  return dir;
+}
+
+Status write_in_root(int root_fd, const std::string& path, std::string_view content, mode_t mode) {
+  const auto [parent, name] = split_parent(path);
+  UniqueFd dir = HYPER_TRY(make_dirs_in_root(root_fd, parent));
+  // Replace rather than write through: the image may have put a symlink here.
+  if (::unlinkat(dir.get(), name.c_str(), 0) != 0 && errno != ENOENT && errno != EISDIR)
+    return Error::from_errno("replace " + path + " in the container's root");
+  UniqueFd file(::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!file.valid()) return Error::from_errno("create " + path + " in the container's root");
+  return write_all(file.get(), content.data(), content.size(), path);
+}
+
+Result<std::string> read_small_file(const char* path, size_t limit) {
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Error::from_errno(std::string("open ") + path);
+  std::string data;
+  char buf[4096];
+  while (data.size() < limit) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno(std::string("read ") + path);
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return data;
+}
+
+Ports::Ports() : available_(::ioperm(kGuestExitPort, 2, 1) == 0) {}
+
+void Ports::mark_boot_done() const {
+  if (available_) out_byte(1, kBootTimerPort);
+}
+
+void Ports::power_off(int status) const {
+  ::sync();
+  if (available_) out_byte(static_cast<unsigned char>(status), kGuestExitPort);
+  ::reboot(RB_POWER_OFF);
+  for (;;) ::pause();
+}
+
+}  // namespace hyper::guest
