@@ -1,0 +1,162 @@
+// hyper run / hyper start: the container's monitor runs in this process when attached,
+// or in a detached child (run -d, start) that reports back once the process runs.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "cli/commands.hpp"
+#include "cli/run_options.hpp"
+#include "runtime/image_store.hpp"
+#include "runtime/monitor.hpp"
+#include "vmm/file_io.hpp"
+
+namespace hyper::cli {
+namespace {
+
+using runtime::Container;
+using runtime::ContainerStore;
+
+uint64_t now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+int report(const std::string& message, int code) {
+  std::fprintf(stderr, "hyper: %s\n", message.c_str());
+  return code;
+}
+
+bool timings_requested() {
+  const char* value = std::getenv("HYPER_TIMINGS");
+  return value && *value && std::string(value) != "0";
+}
+
+// Runs the monitor in a child of its own session, so it outlives this command; returns
+// once the container's process runs (0) or could not start (its docker exit code).
+int start_detached(const runtime::Paths& paths, ContainerStore& store, const Container& container) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return report("pipe: " + std::string(std::strerror(errno)), 125);
+  const pid_t pid = ::fork();
+  if (pid < 0) return report("fork: " + std::string(std::strerror(errno)), 125);
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::setsid();
+    const int null = ::open("/dev/null", O_RDWR);
+    const int log = ::open((container.dir / "monitor.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(log >= 0 ? log : null, STDERR_FILENO);
+    runtime::MonitorOptions options;
+    options.on_started = [fd = ready[1]](int code, const std::string& error) {
+      const std::string message = std::string(1, static_cast<char>(code)) + error;
+      (void)write_all(fd, message.data(), message.size(), "the starting command");
+      ::close(fd);
+    };
+    const int status = runtime::run_monitor(paths, store, container, options);
+    _exit(status & 0xff);
+  }
+  ::close(ready[1]);
+  std::string message;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(ready[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<size_t>(n));
+  ::close(ready[0]);
+  if (message.empty()) return report("the container's monitor died before the container started (see " +
+                                         (container.dir / "monitor.log").string() + ")",
+                                     125);
+  const int code = static_cast<unsigned char>(message[0]);
+  if (code != 0) return report(message.substr(1), code);
+  return 0;
+}
+
+}  // namespace
+
+int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
+  const uint64_t start_ns = now_ns();
+  if (!args.empty() && (args[0] == "--help")) {
+    std::printf("Usage: hyper run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun a command in a new container (its own microVM)\n\n"
+                "  -d, --detach           run in the background and print the container ID\n"
+                "  -i, --interactive      keep STDIN open\n"
+                "  -t, --tty              allocate a pseudo-TTY\n"
+                "      --rm               remove the container when it exits\n"
+                "      --name NAME        name the container\n"
+                "  -e, --env K=V          set an environment variable (K alone: copy ours)\n"
+                "      --env-file FILE    read variables from a file\n"
+                "  -w, --workdir DIR      working directory inside the container\n"
+                "  -u, --user USER[:GROUP] user name or uid (and group)\n"
+                "      --entrypoint CMD   override the image's entrypoint\n"
+                "  -h, --hostname NAME    the container's hostname\n"
+                "      --cpus N           vCPUs (default 1)\n"
+                "  -m, --memory SIZE      VM memory (default 256m)\n");
+    return 0;
+  }
+  auto flags = parse_run_flags(args);
+  if (!flags.ok()) return report(flags.error().message + "\nSee 'hyper run --help'.", 125);
+  if (flags->tty && flags->interactive && !::isatty(STDIN_FILENO))
+    return report("the input device is not a TTY", 1);
+  auto paths = runtime::resolve_paths(global.root);
+  if (!paths.ok()) return report(paths.error().message, 125);
+  auto images = runtime::ImageStore::open(paths->images());
+  if (!images.ok()) return report(images.error().message, 125);
+  auto image = images->find(flags->image);
+  if (!image.ok())
+    return report("Unable to find image '" + flags->image + "' locally: " + image.error().message +
+                      " (load it with 'hyper load -i ARCHIVE')",
+                  125);
+  auto config = container_config(*flags, *image);
+  if (!config.ok()) return report(config.error().message, 125);
+  auto store = ContainerStore::open(paths->containers());
+  if (!store.ok()) return report(store.error().message, 125);
+  auto container = store->create(*config, flags->name);
+  if (!container.ok()) return report(container.error().message, 125);
+
+  if (flags->detach) {
+    const int code = start_detached(*paths, *store, *container);
+    if (code == 0) std::printf("%s\n", container->id.c_str());
+    return code;
+  }
+  runtime::MonitorOptions options;
+  options.attach = true;
+  options.start_ns = start_ns;
+  options.print_timings = timings_requested();
+  options.on_started = [](int code, const std::string& error) {
+    if (code != 0) report(error, code);
+  };
+  return runtime::run_monitor(*paths, *store, *container, options);
+}
+
+int cmd_start(const GlobalOptions& global, const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help") {
+    std::printf("Usage: hyper start CONTAINER [CONTAINER...]\n\nStart one or more stopped containers (detached)\n");
+    return args.empty() ? 125 : 0;
+  }
+  auto paths = runtime::resolve_paths(global.root);
+  if (!paths.ok()) return report(paths.error().message, 125);
+  auto store = ContainerStore::open(paths->containers());
+  if (!store.ok()) return report(store.error().message, 125);
+  int status = 0;
+  for (const auto& ref : args) {
+    auto container = store->find(ref);
+    if (!container.ok()) {
+      status = report(container.error().message, 1);
+      continue;
+    }
+    if (container->state.status == runtime::ContainerStatus::running) {
+      std::printf("%s\n", ref.c_str());
+      continue;
+    }
+    const int code = start_detached(*paths, *store, *container);
+    if (code != 0) {
+      status = code;
+      continue;
+    }
+    std::printf("%s\n", ref.c_str());
+  }
+  return status;
+}
+
+}  // namespace hyper::cli

@@ -1,0 +1,169 @@
+// hyper stop / kill / wait: signals go to the container's main process through the
+// agent; the monitor records the exit. When the agent cannot be reached (a wedged VM),
+// stop falls back to killing the monitor, which ends the VM.
+#include <boost/program_options.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "runtime/agent_client.hpp"
+#include "runtime/container_store.hpp"
+
+namespace hyper::cli {
+namespace {
+
+namespace po = boost::program_options;
+using runtime::Container;
+using runtime::ContainerStatus;
+using runtime::ContainerStore;
+
+int report(const std::string& message, int code) {
+  std::fprintf(stderr, "hyper: %s\n", message.c_str());
+  return code;
+}
+
+Result<int> parse_signal(std::string text) {
+  if (text.empty()) return make_error(Errc::invalid_argument, "empty signal");
+  if (std::isdigit(static_cast<unsigned char>(text[0]))) {
+    char* end = nullptr;
+    const long number = std::strtol(text.c_str(), &end, 10);
+    if (*end != '\0' || number <= 0 || number >= NSIG) return make_error(Errc::invalid_argument, "invalid signal: " + text);
+    return static_cast<int>(number);
+  }
+  for (auto& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (text.rfind("SIG", 0) == 0) text = text.substr(3);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    const char* abbrev = ::sigabbrev_np(sig);
+    if (abbrev && text == abbrev) return sig;
+  }
+  return make_error(Errc::invalid_argument, "invalid signal: " + text);
+}
+
+Status signal_container(const Container& container, int sig) {
+  auto conn = HYPER_TRY(runtime::AgentConnection::dial(container.dir, 5000));
+  (void)HYPER_TRY(conn.request({{"op", "signal"}, {"signal", sig}}, 5000));
+  return {};
+}
+
+// Polls the state (find() reconciles a dead monitor) until the container is no longer
+// running or the deadline passes.
+Result<Container> wait_until_exited(const ContainerStore& store, const std::string& id,
+                                    std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    Container container = HYPER_TRY(store.find(id));
+    if (container.state.status != ContainerStatus::running) return container;
+    if (std::chrono::steady_clock::now() >= deadline) return container;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Status stop_one(const ContainerStore& store, const Container& container, int timeout_s) {
+  if (container.state.status != ContainerStatus::running) return {};
+  const int sig = container.config.stop_signal.empty() ? SIGTERM : parse_signal(container.config.stop_signal).ok()
+                                                                        ? parse_signal(container.config.stop_signal).value()
+                                                                        : SIGTERM;
+  const auto now = std::chrono::steady_clock::now();
+  if (signal_container(container, sig).ok()) {
+    auto after = HYPER_TRY(wait_until_exited(store, container.id, now + std::chrono::seconds(timeout_s)));
+    if (after.state.status != ContainerStatus::running) return {};
+    if (signal_container(container, SIGKILL).ok()) {
+      after = HYPER_TRY(wait_until_exited(store, container.id, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+      if (after.state.status != ContainerStatus::running) return {};
+    }
+  }
+  // The agent is unreachable or ignored us: end the VM by ending its monitor.
+  if (runtime::monitor_alive(container.state)) ::kill(container.state.pid, SIGKILL);
+  auto after = HYPER_TRY(wait_until_exited(store, container.id, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  if (after.state.status == ContainerStatus::running) return make_error(Errc::io, "container " + container.id + " did not stop");
+  return {};
+}
+
+Result<std::vector<std::string>> parse(const std::vector<std::string>& args, po::options_description& desc,
+                                       po::variables_map& vm) {
+  desc.add_options()("containers", po::value<std::vector<std::string>>());
+  po::positional_options_description pos;
+  pos.add("containers", -1);
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return make_error(Errc::invalid_argument, e.what());
+  }
+  if (!vm.count("containers")) return make_error(Errc::invalid_argument, "requires at least 1 container");
+  return vm["containers"].as<std::vector<std::string>>();
+}
+
+template <class Fn>
+int for_each_container(const GlobalOptions& global, const std::vector<std::string>& refs, Fn fn) {
+  auto paths = runtime::resolve_paths(global.root);
+  if (!paths.ok()) return report(paths.error().message, 125);
+  auto store = ContainerStore::open(paths->containers());
+  if (!store.ok()) return report(store.error().message, 125);
+  int status = 0;
+  for (const auto& ref : refs) {
+    auto container = store->find(ref);
+    if (!container.ok()) {
+      status = report(container.error().message, 1);
+      continue;
+    }
+    if (auto done = fn(*store, *container, ref); !done.ok()) status = report(done.error().message, 1);
+  }
+  return status;
+}
+
+}  // namespace
+
+int cmd_stop(const GlobalOptions& global, const std::vector<std::string>& args) {
+  po::options_description desc;
+  int timeout = 10;
+  desc.add_options()("time,t", po::value<int>(&timeout), "seconds to wait before killing");
+  po::variables_map vm;
+  auto refs = parse(args, desc, vm);
+  if (!refs.ok()) return report(refs.error().message + "\nUsage: hyper stop [-t SECONDS] CONTAINER...", 125);
+  if (timeout < 0) timeout = 0;
+  return for_each_container(global, *refs, [&](const ContainerStore& store, const Container& c, const std::string& ref) -> Status {
+    HYPER_CHECK(stop_one(store, c, timeout));
+    std::printf("%s\n", ref.c_str());
+    return {};
+  });
+}
+
+int cmd_kill(const GlobalOptions& global, const std::vector<std::string>& args) {
+  po::options_description desc;
+  std::string signal = "KILL";
+  desc.add_options()("signal,s", po::value<std::string>(&signal), "signal to send");
+  po::variables_map vm;
+  auto refs = parse(args, desc, vm);
+  if (!refs.ok()) return report(refs.error().message + "\nUsage: hyper kill [-s SIGNAL] CONTAINER...", 125);
+  auto sig = parse_signal(signal);
+  if (!sig.ok()) return report(sig.error().message, 125);
+  return for_each_container(global, *refs, [&](const ContainerStore&, const Container& c, const std::string& ref) -> Status {
+    if (c.state.status != ContainerStatus::running)
+      return make_error(Errc::invalid_argument, "Cannot kill container: " + ref + ": container " + c.id + " is not running");
+    HYPER_CHECK(signal_container(c, *sig));
+    std::printf("%s\n", ref.c_str());
+    return {};
+  });
+}
+
+int cmd_wait(const GlobalOptions& global, const std::vector<std::string>& args) {
+  po::options_description desc;
+  po::variables_map vm;
+  auto refs = parse(args, desc, vm);
+  if (!refs.ok()) return report(refs.error().message + "\nUsage: hyper wait CONTAINER...", 125);
+  return for_each_container(global, *refs, [&](const ContainerStore& store, const Container& c, const std::string&) -> Status {
+    const auto forever = std::chrono::steady_clock::time_point::max();
+    const Container done = HYPER_TRY(wait_until_exited(store, c.id, forever));
+    std::printf("%d\n", done.state.exit_code);
+    std::fflush(stdout);
+    return {};
+  });
+}
+
+}  // namespace hyper::cli

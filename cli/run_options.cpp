@@ -1,0 +1,195 @@
+#include "cli/run_options.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+namespace hyper::cli {
+namespace {
+
+namespace po = boost::program_options;
+
+const std::set<std::string> kValueFlags = {"-e", "--env", "--env-file", "-w", "--workdir", "-u", "--user",
+                                           "--entrypoint", "--cpus", "-m", "--memory", "--name", "-h", "--hostname"};
+const std::set<char> kShortValueFlags = {'e', 'w', 'u', 'm', 'h'};
+
+// Where the image name is: the first word that is neither a flag nor a flag's value.
+Result<size_t> find_image(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") return i + 1 < args.size() ? Result<size_t>(i + 1) : make_error(Errc::invalid_argument, "");
+    if (arg.size() < 2 || arg[0] != '-') return i;
+    if (arg.rfind("--", 0) == 0) {
+      if (arg.find('=') == std::string::npos && kValueFlags.count(arg)) ++i;
+      continue;
+    }
+    // A cluster such as -it or -de: only its last letter may take the next word as value.
+    for (size_t c = 1; c < arg.size(); ++c) {
+      if (!kShortValueFlags.count(arg[c])) continue;
+      if (c + 1 == arg.size()) ++i;
+      break;
+    }
+  }
+  return make_error(Errc::invalid_argument, "");
+}
+
+std::string trim(const std::string& text) {
+  const auto start = text.find_first_not_of(" \t\r");
+  if (start == std::string::npos) return "";
+  return text.substr(start, text.find_last_not_of(" \t\r") - start + 1);
+}
+
+void set_variable(std::vector<std::string>& env, const std::string& entry) {
+  const auto eq = entry.find('=');
+  std::string assignment = entry;
+  const std::string key = entry.substr(0, eq);
+  if (eq == std::string::npos) {
+    const char* value = std::getenv(key.c_str());
+    if (value == nullptr) {
+      std::erase_if(env, [&](const std::string& e) { return e.substr(0, e.find('=')) == key; });
+      return;
+    }
+    assignment = key + "=" + value;
+  }
+  for (auto& existing : env) {
+    if (existing.substr(0, existing.find('=')) == key) {
+      existing = assignment;
+      return;
+    }
+  }
+  env.push_back(assignment);
+}
+
+}  // namespace
+
+Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
+  auto image_at = find_image(args);
+  if (!image_at.ok()) return make_error(Errc::invalid_argument, "\"hyper run\" requires at least 1 argument: IMAGE [COMMAND] [ARG...]");
+  const size_t split = *image_at;
+  std::vector<std::string> flags(args.begin(), args.begin() + static_cast<std::ptrdiff_t>(split));
+  if (!flags.empty() && flags.back() == "--") flags.pop_back();
+
+  RunFlags out;
+  po::options_description desc;
+  desc.add_options()
+      ("detach,d", po::bool_switch(&out.detach))
+      ("interactive,i", po::bool_switch(&out.interactive))
+      ("tty,t", po::bool_switch(&out.tty))
+      ("rm", po::bool_switch(&out.remove))
+      ("name", po::value<std::string>())
+      ("env,e", po::value<std::vector<std::string>>(&out.env)->composing())
+      ("env-file", po::value<std::vector<std::string>>(&out.env_files)->composing())
+      ("workdir,w", po::value<std::string>())
+      ("user,u", po::value<std::string>())
+      ("entrypoint", po::value<std::string>())
+      ("hostname,h", po::value<std::string>())
+      ("cpus", po::value<std::string>(&out.cpus))
+      ("memory,m", po::value<std::string>(&out.memory));
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(flags).options(desc).style(po::command_line_style::default_style &
+                                                                  ~po::command_line_style::allow_guessing).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return make_error(Errc::invalid_argument, e.what());
+  }
+  auto optional = [&](const char* key) -> std::optional<std::string> {
+    if (!vm.count(key)) return std::nullopt;
+    return vm[key].as<std::string>();
+  };
+  out.name = optional("name");
+  out.workdir = optional("workdir");
+  out.user = optional("user");
+  out.entrypoint = optional("entrypoint");
+  out.hostname = optional("hostname");
+  out.image = args[split];
+  out.command.assign(args.begin() + static_cast<std::ptrdiff_t>(split) + 1, args.end());
+  if (out.workdir && (out.workdir->empty() || (*out.workdir)[0] != '/'))
+    return make_error(Errc::invalid_argument, "the working directory '" + *out.workdir + "' is invalid, it needs to be an absolute path");
+  if (out.hostname && (out.hostname->empty() || out.hostname->size() > 64))
+    return make_error(Errc::invalid_argument, "invalid hostname \"" + *out.hostname + "\": 1 to 64 characters");
+  return out;
+}
+
+Result<uint64_t> parse_memory(const std::string& text) {
+  const std::string bad = "invalid memory size \"" + text + "\": use a number with an optional unit b, k, m or g (\"512m\")";
+  if (text.empty()) return make_error(Errc::invalid_argument, bad);
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end == text.c_str() || !(value > 0) || !std::isfinite(value)) return make_error(Errc::invalid_argument, bad);
+  const std::string unit = end;
+  double bytes = value;
+  if (unit == "" || unit == "b" || unit == "B") bytes = value;
+  else if (unit == "k" || unit == "K" || unit == "kb" || unit == "KB") bytes = value * 1024;
+  else if (unit == "m" || unit == "M" || unit == "mb" || unit == "MB") bytes = value * 1024 * 1024;
+  else if (unit == "g" || unit == "G" || unit == "gb" || unit == "GB") bytes = value * 1024 * 1024 * 1024;
+  else return make_error(Errc::invalid_argument, bad);
+  const double mib = std::ceil(bytes / (1024.0 * 1024.0));
+  if (mib < 64) return make_error(Errc::invalid_argument, "memory \"" + text + "\" is too small: a container VM needs at least 64m");
+  if (mib > 1024.0 * 1024.0) return make_error(Errc::invalid_argument, "memory \"" + text + "\" is too large (at most 1024g)");
+  return static_cast<uint64_t>(mib);
+}
+
+Result<uint32_t> parse_cpus(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || errno != 0 || *end != '\0' || !(value > 0) || value > 64)
+    return make_error(Errc::invalid_argument, "invalid --cpus \"" + text + "\": a number of CPUs between 0.01 and 64");
+  return static_cast<uint32_t>(std::ceil(value));
+}
+
+Result<std::vector<std::string>> merge_env(const std::vector<std::string>& image_env,
+                                           const std::vector<std::string>& env_files,
+                                           const std::vector<std::string>& env_flags) {
+  std::vector<std::string> env = image_env;
+  for (const auto& file : env_files) {
+    std::ifstream in(file);
+    if (!in) return make_error(Errc::not_found, "open env file " + file + ": " + std::strerror(errno));
+    std::string line;
+    while (std::getline(in, line)) {
+      line = trim(line);
+      if (line.empty() || line[0] == '#') continue;
+      if (line[0] == '=') return make_error(Errc::invalid_argument, "invalid environment variable in " + file + ": " + line);
+      set_variable(env, line);
+    }
+  }
+  for (const auto& entry : env_flags) {
+    if (entry.empty() || entry[0] == '=') return make_error(Errc::invalid_argument, "invalid environment variable: \"" + entry + "\"");
+    set_variable(env, entry);
+  }
+  return env;
+}
+
+Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const runtime::Image& image) {
+  runtime::ContainerConfig config;
+  config.image = flags.image;
+  config.image_id = image.id;
+  if (flags.entrypoint) {
+    // Docker: a new entrypoint drops the image's command too; "" clears the entrypoint.
+    config.entrypoint = flags.entrypoint->empty() ? std::vector<std::string>{} : std::vector<std::string>{*flags.entrypoint};
+    config.cmd = flags.command;
+  } else {
+    config.entrypoint = image.config.entrypoint;
+    config.cmd = flags.command.empty() ? image.config.cmd : flags.command;
+  }
+  if (config.entrypoint.empty() && config.cmd.empty())
+    return make_error(Errc::invalid_argument, "no command specified");
+  config.env = HYPER_TRY(merge_env(image.config.env, flags.env_files, flags.env));
+  config.working_dir = flags.workdir.value_or(image.config.working_dir);
+  config.user = flags.user.value_or(image.config.user);
+  config.hostname = flags.hostname.value_or("");
+  config.tty = flags.tty;
+  config.open_stdin = flags.interactive;
+  config.auto_remove = flags.remove;
+  config.cpus = HYPER_TRY(parse_cpus(flags.cpus));
+  config.memory_mib = flags.memory.empty() ? 256 : HYPER_TRY(parse_memory(flags.memory));
+  config.stop_signal = image.config.stop_signal;
+  return config;
+}
+
+}  // namespace hyper::cli

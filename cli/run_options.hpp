@@ -1,0 +1,43 @@
+// `hyper run`'s command line turned into a container's configuration: Docker's rules for
+// how the image's entrypoint, command, environment, user and working directory combine
+// with the flags. Pure functions, so the unit tests cover them without a VM.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/container_store.hpp"
+#include "runtime/image_store.hpp"
+#include "vmm/result.hpp"
+
+namespace hyper::cli {
+
+struct RunFlags {
+  bool detach = false, interactive = false, tty = false, remove = false;
+  std::optional<std::string> name;
+  std::vector<std::string> env, env_files;
+  std::optional<std::string> workdir, user, entrypoint, hostname;
+  std::string cpus = "1";
+  std::string memory;
+  std::string image;
+  std::vector<std::string> command;
+};
+
+// Splits `hyper run` arguments at the image: flags before it, the command after it.
+Result<RunFlags> parse_run_flags(const std::vector<std::string>& args);
+
+// "512m", "1g", "268435456" -> MiB; at least 64 MiB (a VM needs room for its kernel).
+Result<uint64_t> parse_memory(const std::string& text);
+// "1", "2", "1.5" (rounded up) -> vCPUs, 1..64.
+Result<uint32_t> parse_cpus(const std::string& text);
+
+// Applies -e/--env-file over the image's environment, as Docker does: later wins, "KEY"
+// alone copies the variable from our environment (or drops it when unset).
+Result<std::vector<std::string>> merge_env(const std::vector<std::string>& image_env,
+                                           const std::vector<std::string>& env_files,
+                                           const std::vector<std::string>& env_flags);
+
+Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const runtime::Image& image);
+
+}  // namespace hyper::cli

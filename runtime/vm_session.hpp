@@ -1,0 +1,57 @@
+// One running VM with the guest init: the machine on its own thread, the vsock socket in
+// a directory of the caller's choice, and the boot connection the agent opens. The image
+// builder and the container monitor both start their VMs this way.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "runtime/agent_client.hpp"
+#include "virtio/blk.hpp"
+#include "vmm/event_fd.hpp"
+#include "vmm/machine.hpp"
+
+namespace hyper::runtime {
+
+struct VmSpec {
+  std::filesystem::path dir;  // holds the vsock sockets
+  uint32_t cpus = 1;
+  uint64_t memory_mib = 256;
+  std::vector<virtio::BlkOptions> disks;
+  int console_fd = -1;  // not owned
+  uint64_t start_ns = 0;
+};
+
+class VmSession {
+ public:
+  // Boots the VM and waits for the agent's "ready" event.
+  static Result<std::unique_ptr<VmSession>> boot(const VmSpec& spec, int ready_timeout_ms);
+  ~VmSession();
+  VmSession(const VmSession&) = delete;
+  VmSession& operator=(const VmSession&) = delete;
+
+  AgentConnection& agent() { return *agent_; }
+  [[nodiscard]] const Json& ready_event() const { return ready_; }
+  // Readable once the VM has stopped.
+  [[nodiscard]] int stopped_fd() const { return stopped_.fd(); }
+  // Waits for the VM to power off; after `timeout_ms` it is stopped.
+  Result<RunResult> wait(int timeout_ms);
+  void stop();
+
+ private:
+  VmSession(EventFd stopped, UniqueFd dir_fd);
+  Status start(MachineConfig config, UniqueFd listener, int ready_timeout_ms);
+
+  EventFd stopped_;
+  UniqueFd dir_fd_;
+  std::unique_ptr<Machine> machine_;
+  std::thread thread_;
+  std::optional<Result<RunResult>> result_;
+  std::optional<AgentConnection> agent_;
+  Json ready_;
+};
+
+}  // namespace hyper::runtime
