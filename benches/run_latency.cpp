@@ -1,0 +1,76 @@
+// run_latency: `hyper run --rm IMAGE true` end to end (the CLI's exec to its exit
+// status), repeated, with the breakdown hyper prints under HYPER_TIMINGS=1: VMM set-up
+// (CLI exec -> first KVM_RUN), kernel to init, init to the container's exec (guest
+// clock), the container's process, and teardown (exit status -> CLI exit).
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+
+#include "benches/bench_common.hpp"
+
+namespace {
+
+using namespace hyper::bench;
+
+double now_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+std::string read_all(int fd) {
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return text;
+}
+
+const char* const kPhases[] = {"vmm_setup_ms", "kernel_to_init_ms", "init_to_exec_ms", "exec_to_exit_ms", "teardown_ms"};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace po = boost::program_options;
+  std::string hyper, image;
+  int runs = 20;
+  po::options_description desc("run_latency: hyper run --rm IMAGE true, end to end");
+  desc.add_options()("help", "this text")(
+      "hyper", po::value(&hyper)->required(), "the hyper CLI")("image", po::value(&image)->default_value("busybox"),
+                                                               "a loaded image")(
+      "runs", po::value(&runs)->default_value(20), "repetitions");
+  po::variables_map vm;
+  if (auto status = parse_command_line(argc, argv, desc, vm, "run_latency", runs)) return *status;
+
+  std::map<std::string, std::vector<double>> figures;
+  for (int i = 0; i < runs; ++i) {
+    const double start = now_ms();
+    auto child = spawn({hyper, "run", "--rm", image, "true"}, {"HYPER_TIMINGS=1"});
+    if (!child) return 1;
+    const std::string out = read_all(child->out);
+    const std::string err = read_all(child->err);
+    int status = 0;
+    ::waitpid(child->pid, &status, 0);
+    const double total = now_ms() - start;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "run_latency: run %d failed (status %d):\n%s%s", i + 1, WEXITSTATUS(status), out.c_str(), err.c_str());
+      return 1;
+    }
+    figures["total_ms"].push_back(total);
+    for (const char* phase : kPhases) {
+      if (auto value = field(err, phase)) figures[phase].push_back(*value);
+    }
+  }
+  std::printf("hyper run --rm %s true: %d runs (ms)\n", image.c_str(), runs);
+  std::printf("%-20s %10s %10s %10s\n", "phase", "min", "median", "max");
+  for (const char* phase : {"total_ms", kPhases[0], kPhases[1], kPhases[2], kPhases[3], kPhases[4]}) {
+    const auto s = stats(figures[phase]);
+    if (!s) continue;
+    std::printf("%-20s %10.1f %10.1f %10.1f\n", phase, s->min, s->median, s->max);
+  }
+  return 0;
+}

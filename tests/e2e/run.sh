@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# End-to-end tests of `hyper`: images become containers, each in its own microVM with the
+# real guest kernel and hyper-init. Run inside tests/rig/run on hosts without hardware
+# KVM (CTest does that). Usage: run.sh BUILD_DIR GROUP
+#   basics     echo, exit status, env/workdir/user, stdin, the errors and their codes
+#   lifecycle  run -d, ps, logs, exec, stop (143), kill, wait, start, rm, inspect, and a
+#              SIGKILLed VMM process
+#   tty        -t sessions for run and exec (through script(1) for a terminal)
+#   layers     whiteouts, hard links, and malicious layers that must stay contained
+#   formats    an OCI layout with gzip layers; a missing and a corrupt archive
+set -uo pipefail
+
+build=$1 group=$2
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+hyper="$build/cli/hyper"
+work=$(mktemp -d)
+export HYPER_ROOT="$work/state"
+export HYPER_KERNEL=${HYPER_KERNEL:-${HYPER_KERNEL_DIR:-$("$repo/kernel/build" --print-dir)}/vmlinux}
+trap 'pkill -KILL -f "$HYPER_ROOT" 2>/dev/null; rm -rf "$work"' EXIT
+
+fail() {
+  echo "FAIL [$group/$step]: $*" >&2
+  echo "--- stdout ---" >&2; tail -n 30 "$work/out" >&2 2>/dev/null
+  echo "--- stderr ---" >&2; tail -n 30 "$work/err" >&2 2>/dev/null
+  for log in "$HYPER_ROOT"/containers/*/console.log; do
+    [ -s "$log" ] && { echo "--- $log ---" >&2; tail -n 20 "$log" >&2; }
+  done
+  exit 1
+}
+
+step=setup
+# h ARGS...: runs hyper with a time bound; stdout/stderr in $work/out and $work/err, status in $rc.
+h() {
+  timeout 150 "$hyper" "$@" >"$work/out" 2>"$work/err" </dev/null
+  rc=$?
+  [ "$rc" -ne 124 ] || fail "hyper $* did not finish within 150 s"
+}
+expect_rc() { [ "$rc" -eq "$1" ] || fail "exit status $rc, expected $1"; }
+expect_out() { grep -q -- "$1" "$work/out" || fail "stdout lacks '$1'"; }
+expect_out_exactly() { [ "$(cat "$work/out")" = "$1" ] || fail "stdout is '$(cat "$work/out")', expected '$1'"; }
+expect_err() { grep -q -- "$1" "$work/err" || fail "stderr lacks '$1'"; }
+
+load_busybox() {
+  "$repo/tests/images/make-test-image" "$@" "$work/busybox.tar" >/dev/null || fail "make-test-image failed"
+  h load -i "$work/busybox.tar"
+  expect_rc 0
+  expect_out "Loaded image: busybox:latest"
+}
+
+# wait_for COMMAND...: retries for up to 60 s
+wait_for() {
+  for _ in $(seq 600); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+case $group in
+  basics)
+    load_busybox
+    step=echo; h run --rm busybox echo hello
+    expect_rc 0; expect_out_exactly hello
+    [ -z "$(ls "$HYPER_ROOT/containers")" ] || fail "--rm left the container behind"
+    step=exit-status; h run --rm busybox sh -c 'echo out; echo err >&2; exit 3'
+    expect_rc 3; expect_out_exactly out; expect_err '^err$'
+    step=env; h run --rm -e FOO=bar -e PATH=/bin busybox sh -c 'echo "$FOO:$PATH:$HOME"'
+    expect_rc 0; expect_out_exactly "bar:/bin:/root"
+    printf 'A=1\n# comment\nB=two words\n' >"$work/env"
+    step=env-file; h run --rm --env-file "$work/env" -e B=override busybox sh -c 'echo "$A/$B"'
+    expect_rc 0; expect_out_exactly "1/override"
+    step=workdir; h run --rm -w /made/here busybox pwd
+    expect_rc 0; expect_out_exactly /made/here
+    step=user-name; h run --rm -u hyper busybox id
+    expect_rc 0; expect_out "uid=1000(hyper) gid=1000(hyper)"; expect_out "2000(extra)"
+    step=user-numeric; h run --rm -u 4242:4343 busybox sh -c 'id -u; id -g; echo $HOME'
+    expect_rc 0; expect_out_exactly $'4242\n4343\n/'
+    step=user-unknown; h run --rm -u nosuchuser busybox true
+    expect_rc 125; expect_err "unable to find user nosuchuser"
+    step=hostname; h run --rm --hostname box1 busybox sh -c 'hostname; grep box1 /etc/hosts'
+    expect_rc 0; expect_out "^box1$"; expect_out "box1"
+    step=stdin; timeout 150 "$hyper" run --rm -i busybox sh -c 'tr a-z A-Z; echo done' \
+      <<<"piped through" >"$work/out" 2>"$work/err"; rc=$?
+    expect_rc 0; expect_out_exactly $'PIPED THROUGH\ndone'
+    step=no-stdin-without-i; h run --rm busybox cat
+    expect_rc 0; expect_out_exactly ""
+    step=mounts; h run --rm busybox sh -c 'cat /proc/mounts; ls /dev; ls -d /sys/fs/cgroup/cgroup.controllers'
+    expect_rc 0
+    for m in " /proc proc" " /sys sysfs" " /dev/pts devpts" " /dev/shm tmpfs" " /tmp tmpfs" " /sys/fs/cgroup cgroup2" "^overlay / overlay"; do
+      expect_out "$m"
+    done
+    expect_out "^null$"; expect_out "^urandom$"
+    step=writable; h run --rm busybox sh -c 'echo data >/etc/new && cat /etc/new && rm /bin/ls && ! test -e /bin/ls'
+    expect_rc 0; expect_out_exactly data
+    step=signal-status; h run --rm busybox sh -c 'kill -TERM $$'
+    expect_rc 143
+    step=missing-image; h run --rm nosuchimage true
+    expect_rc 125; expect_err "Unable to find image 'nosuchimage'"
+    step=bad-flag; h run --no-such-flag busybox true
+    expect_rc 125; expect_err "no-such-flag"
+    step=bad-memory; h run --rm -m 12k busybox true
+    expect_rc 125; expect_err "too small"
+    step=not-found; h run --rm busybox /no/such/command
+    expect_rc 127; expect_err 'executable file not found\|no such file'
+    step=not-found-in-path; h run --rm busybox nosuchcommand
+    expect_rc 127; expect_err 'executable file not found in \$PATH'
+    step=not-executable; h run --rm busybox /etc/passwd
+    expect_rc 126; expect_err "permission denied"
+    step=no-container-left; h ps -a -q
+    expect_rc 0; expect_out_exactly ""
+    ;;
+
+  lifecycle)
+    load_busybox
+    step=detach; h run -d --name web busybox sh -c 'trap "echo got TERM; exit 143" TERM; echo started; while :; do sleep 0.1; done'
+    expect_rc 0
+    id=$(cat "$work/out"); [ ${#id} -eq 64 ] || fail "run -d printed '$id', not an ID"
+    step=ps; h ps
+    expect_rc 0; expect_out "web"; expect_out "Up "
+    step=logs; wait_for sh -c "'$hyper' logs web | grep -q started" || fail "logs never showed 'started'"
+    step=exec; h exec web sh -c 'echo in-$(hostname); exit 5'
+    expect_rc 5; expect_out_exactly "in-${id:0:12}"
+    step=exec-env-user-cwd; h exec -e X=1 -u 1000 -w /tmp web sh -c 'echo $X $(id -u) $(pwd)'
+    expect_rc 0; expect_out_exactly "1 1000 /tmp"
+    step=exec-stdin; timeout 60 "$hyper" exec -i web cat <<<"via exec" >"$work/out" 2>"$work/err"; rc=$?
+    expect_rc 0; expect_out_exactly "via exec"
+    step=exec-missing; h exec web nosuchcommand
+    expect_rc 127; expect_err "executable file not found"
+    step=inspect; h inspect web
+    expect_rc 0; expect_out '"Running": true'; expect_out "\"Id\": \"$id\""
+    step=stop; h stop -t 20 web
+    expect_rc 0; expect_out_exactly web
+    h inspect web; expect_out '"ExitCode": 143'; expect_out '"Status": "exited"'
+    h logs web; expect_out "got TERM"
+    step=wait; h wait web
+    expect_rc 0; expect_out_exactly 143
+    step=start; h start web
+    expect_rc 0; expect_out_exactly web
+    h ps; expect_out web
+    step=kill; h kill -s KILL web
+    expect_rc 0
+    wait_for sh -c "'$hyper' inspect web | grep -q '\"ExitCode\": 137'" || fail "kill -s KILL did not end with 137"
+    step=persisted-layer; h run -d --name keep busybox sh -c 'echo kept >/root/file; sleep 1000'
+    expect_rc 0
+    wait_for sh -c "'$hyper' exec keep cat /root/file | grep -q kept" || fail "the file never appeared"
+    h stop -t 1 keep; expect_rc 0
+    h start keep; expect_rc 0
+    h exec keep cat /root/file; expect_rc 0; expect_out_exactly kept
+    step=sigkill-vmm; pid=$("$hyper" inspect keep | sed -n 's/.*"VmmPid": \([0-9]*\).*/\1/p')
+    [ -n "$pid" ] && kill -0 "$pid" || fail "no VMM pid in inspect"
+    kill -KILL "$pid"
+    wait_for sh -c "! kill -0 $pid 2>/dev/null" || fail "the VMM survived SIGKILL"
+    h ps -a; expect_rc 0; expect_out "keep"; expect_out "Exited (137)"
+    h inspect keep; expect_out '"Running": false'
+    step=rm-running; h run -d --name busy busybox sleep 1000
+    h rm busy; expect_rc 1; expect_err "cannot remove a running container\|You cannot remove a running container"
+    h rm -f busy; expect_rc 0
+    h rm web keep; expect_rc 0
+    h ps -a -q; expect_out_exactly ""
+    [ -z "$(ls "$HYPER_ROOT/containers" | grep -v '^\.')" ] || fail "rm left container directories"
+    step=missing-container; h exec nosuch true
+    expect_rc 1; expect_err "No such container: nosuch"
+    ;;
+
+  tty)
+    load_busybox
+    command -v script >/dev/null || fail "script(1) (bsdutils) is needed for a terminal"
+    step=run-tty; timeout 120 script -qec "'$hyper' run --rm -t busybox sh -c 'tty; stty size'" /dev/null >"$work/out" 2>"$work/err"; rc=$?
+    expect_rc 0; expect_out "/dev/pts/0"
+    step=run-it; printf 'echo typed-$((6*7))\nexit 4\n' | timeout 120 script -qec "'$hyper' run --rm -it busybox sh" /dev/null >"$work/out" 2>"$work/err"; rc=$?
+    expect_rc 4; expect_out "typed-42"
+    step=exec-tty; h run -d --name t busybox sleep 1000; expect_rc 0
+    timeout 60 script -qec "'$hyper' exec -t t tty" /dev/null >"$work/out" 2>"$work/err"; rc=$?
+    expect_rc 0; expect_out "/dev/pts/"
+    h rm -f t
+    step=tty-needs-terminal; h run --rm -it busybox true
+    expect_rc 1; expect_err "not a TTY"
+    ;;
+
+  layers)
+    step=image; mkdir -p "$work/l2/etc" "$work/l2/data" "$work/l2/.wh-test"
+    echo replaced >"$work/l2/etc/motd"; echo one >"$work/l2/data/a"; ln "$work/l2/data/a" "$work/l2/data/b"
+    : >"$work/l2/etc/.wh.group"  # a whiteout: /etc/group of layer 1 disappears
+    mknod "$work/l2/evil-mem" c 1 1   # /dev/mem: inert because the root is nodev
+    load_busybox --extra-layer "$work/l2"
+    h run --rm busybox sh -c 'cat /etc/motd; test -e /etc/group && echo group-present; stat -c %h /data/a; cat /evil-mem 2>&1 | head -c 200'
+    expect_rc 0; expect_out "^replaced$"; expect_out "^2$"; expect_out "Permission denied\|Operation not permitted"
+    grep -q group-present "$work/out" && fail "the whiteout did not remove /etc/group"
+    step=traversal; mkdir -p "$work/l3"; echo x >"$work/l3/escape"
+    tar -C "$work/l3" -cPf "$work/evil.tar" --transform 's,^escape,../../escape,' escape
+    "$repo/tests/images/make-test-image" --extra-layer-tar "$work/evil.tar" --tag evil:latest "$work/evil-image.tar" >/dev/null ||
+      fail "make-test-image failed"
+    h load -i "$work/evil-image.tar"
+    expect_rc 1; expect_err "leaves the root"
+    step=symlink-parent; mkdir -p "$work/l4" "$work/l5/link/etc"
+    ln -s / "$work/l4/link"; echo contained >"$work/l5/link/etc/escaped"
+    tar -C "$work/l5" --no-recursion -cf "$work/l5.tar" link/etc/escaped
+    "$repo/tests/images/make-test-image" --extra-layer "$work/l4" --extra-layer-tar "$work/l5.tar" --tag symlinks:latest \
+      "$work/symlinks.tar" >/dev/null || fail "make-test-image failed"
+    h load -i "$work/symlinks.tar"; expect_rc 0
+    h run --rm symlinks cat /etc/escaped
+    expect_rc 0; expect_out_exactly contained
+    ;;
+
+  formats)
+    step=oci; "$repo/tests/images/make-test-image" --format oci --tag oci-box:1 "$work/oci.tar" >/dev/null || fail "make-test-image failed"
+    h load -i "$work/oci.tar"; expect_rc 0; expect_out "Loaded image: oci-box:1"
+    h run --rm oci-box:1 echo from-oci; expect_rc 0; expect_out_exactly from-oci
+    h images; expect_rc 0; expect_out "oci-box"
+    step=missing-archive; h load -i "$work/nothing.tar"; expect_rc 1; expect_err "nothing.tar"
+    step=corrupt-archive; head -c 3000 "$work/oci.tar" >"$work/cut.tar"; h load -i "$work/cut.tar"
+    expect_rc 1
+    [ -s "$work/err" ] || fail "no message for a truncated archive"
+    ;;
+
+  *) echo "unknown group $group" >&2; exit 2 ;;
+esac
+echo "PASS [$group]"
