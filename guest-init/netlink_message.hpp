@@ -1,0 +1,46 @@
+// rtnetlink requests as bytes, apart from the socket that sends them, so tests can check
+// every header field and attribute without a kernel.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace hyper::guest {
+
+using NetlinkMessage = std::vector<uint8_t>;
+
+// Every request asks for an acknowledgement (NLM_F_REQUEST | NLM_F_ACK); nlmsg_pid is 0
+// (the kernel fills in the sender).
+
+// RTM_NEWLINK: sets IFF_UP on `index` (ifi_change = IFF_UP), and IFLA_MTU when given.
+[[nodiscard]] NetlinkMessage build_set_link_up(uint32_t seq, int index, std::optional<uint32_t> mtu);
+
+// RTM_NEWLINK with IFLA_ADDRESS: the link-layer (MAC) address of `index`; flags unchanged.
+[[nodiscard]] NetlinkMessage build_set_link_address(uint32_t seq, int index,
+                                                    const std::array<uint8_t, 6>& mac);
+
+// RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL (an address already there is an error, as with
+// `ip addr add`): IFA_LOCAL = IFA_ADDRESS = the address, and IFA_BROADCAST (the host bits
+// set) for prefixes up to /30. Scope host for 127.0.0.0/8, universe otherwise, as `ip` does.
+[[nodiscard]] NetlinkMessage build_add_address(uint32_t seq, int index, uint32_t ipv4_be,
+                                               uint8_t prefix_len);
+
+// RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL: 0.0.0.0/0 via RTA_GATEWAY out of RTA_OIF, in the
+// main table, protocol boot, scope universe, type unicast.
+[[nodiscard]] NetlinkMessage build_add_default_route(uint32_t seq, uint32_t gateway_be, int index);
+
+struct NetlinkAck {
+  int error = 0;               // 0: the request succeeded; otherwise a positive errno
+  std::string kernel_message;  // the extended ack's explanation (NLMSGERR_ATTR_MSG), if any
+};
+
+// The kernel's answer to request `seq` among the messages of one received datagram, or
+// nullopt when it holds none (other sequence numbers, notifications). Stops at the first
+// malformed or truncated message; never reads outside `datagram`.
+[[nodiscard]] std::optional<NetlinkAck> find_ack(std::span<const uint8_t> datagram, uint32_t seq);
+
+}  // namespace hyper::guest
