@@ -9,17 +9,13 @@
 #include "cli/run_options.hpp"
 #include "runtime/agent_client.hpp"
 #include "runtime/container_store.hpp"
+#include "runtime/paths.hpp"
 #include "runtime/stdio_relay.hpp"
 
 namespace hyper::cli {
 namespace {
 
 namespace po = boost::program_options;
-
-int report(const std::string& message, int code) {
-  std::fprintf(stderr, "hyper: %s\n", message.c_str());
-  return code;
-}
 
 struct ExecFlags {
   bool interactive = false, tty = false, detach = false;

@@ -6,16 +6,12 @@
 #include "cli/commands.hpp"
 #include "runtime/disk_images.hpp"
 #include "runtime/image_store.hpp"
+#include "runtime/paths.hpp"
 
 namespace hyper::cli {
 namespace {
 
 namespace po = boost::program_options;
-
-int report(const std::string& message, int code) {
-  std::fprintf(stderr, "hyper: %s\n", message.c_str());
-  return code;
-}
 
 }  // namespace
 

@@ -25,11 +25,6 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-int report(const std::string& message, int code) {
-  std::fprintf(stderr, "hyper: %s\n", message.c_str());
-  return code;
-}
-
 bool timings_requested() {
   const char* value = std::getenv("HYPER_TIMINGS");
   return value && *value && std::string(value) != "0";

@@ -14,6 +14,7 @@
 #include "cli/commands.hpp"
 #include "runtime/agent_client.hpp"
 #include "runtime/container_store.hpp"
+#include "runtime/paths.hpp"
 
 namespace hyper::cli {
 namespace {
@@ -22,11 +23,6 @@ namespace po = boost::program_options;
 using runtime::Container;
 using runtime::ContainerStatus;
 using runtime::ContainerStore;
-
-int report(const std::string& message, int code) {
-  std::fprintf(stderr, "hyper: %s\n", message.c_str());
-  return code;
-}
 
 Result<int> parse_signal(std::string text) {
   if (text.empty()) return make_error(Errc::invalid_argument, "empty signal");

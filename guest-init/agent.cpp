@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "guest-init/container.hpp"
+#include "guest-init/layer_export.hpp"
 #include "guest-init/rootfs_build.hpp"
 
 namespace hyper::guest {
@@ -211,7 +212,7 @@ void Agent::write_connection(int id) {
 
 void Agent::send(int connection, Kind kind, std::string_view payload) {
   const auto it = connections_.find(connection);
-  if (it == connections_.end() || it->second.close_when_flushed && it->second.peer_closed) return;
+  if (it == connections_.end() || (it->second.close_when_flushed && it->second.peer_closed)) return;
   agent::encode_frame(it->second.out, kind, payload);
   write_connection(connection);
 }
@@ -300,6 +301,7 @@ Result<std::string> Agent::dispatch(int id, Connection& conn, const Json& reques
   if (op == "signal") return signal_process(request);
   if (op == "resize") return resize_process(request);
   if (op == "stats") return stats();
+  if (op == "export") return export_writable_layer(id);
   if (op == "wait") {
     if (main_status_) return ok_reply({{"status", *main_status_}});
     waiters_.push_back(id);
@@ -404,6 +406,38 @@ Result<std::string> Agent::stats() const {
                    {"memory_total_bytes", total},
                    {"memory_used_bytes", total - std::min(total, available)},
                    {"processes", processes_.size()}});
+}
+
+// The tar is written by a forked child into a pipe, so the agent's loop streams it like a
+// process's stdout (backpressure included) and reports the child's status as the exit.
+Result<std::string> Agent::export_writable_layer(int id) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return Error::from_errno("pipe");
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    return Error::from_errno("pipe");
+  }
+  SpawnedProcess exporter;
+  exporter.stdout_fd = UniqueFd(out[0]);
+  exporter.stderr_fd = UniqueFd(err[0]);
+  UniqueFd out_w(out[1]), err_w(err[1]);
+  exporter.pid = ::fork();
+  if (exporter.pid < 0) return Error::from_errno("fork the exporter");
+  if (exporter.pid == 0) {
+    UniqueFd upper(::open(kUpperDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    auto exported = upper.valid() ? layer::export_layer(upper.get(), out_w.get())
+                                  : Result<layer::ExportStats>(Error::from_errno(std::string("open ") + kUpperDir));
+    if (exported.ok()) _exit(0);
+    const std::string message = "export: " + exported.error().message + "\n";
+    (void)!::write(err_w.get(), message.data(), message.size());
+    _exit(1);
+  }
+  set_nonblocking(exporter.stdout_fd.get());
+  set_nonblocking(exporter.stderr_fd.get());
+  const pid_t pid = exporter.pid;
+  register_process(std::move(exporter), false, false, id);
+  return ok_reply({{"pid", pid}});
 }
 
 int Agent::register_process(SpawnedProcess spawned, bool tty, bool main, int connection) {

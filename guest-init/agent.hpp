@@ -62,6 +62,7 @@ class Agent {
   Result<std::string> signal_process(const Json& request);
   Result<std::string> resize_process(const Json& request);
   Result<std::string> stats() const;
+  Result<std::string> export_writable_layer(int id);
   int register_process(SpawnedProcess spawned, bool tty, bool main, int connection);
   void relay_output(int id, bool from_stderr);
   void flush_stdin(Process& process);

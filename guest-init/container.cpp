@@ -29,7 +29,7 @@ Status mount_rootfs(const RootfsSpec& spec) {
   } else {
     HYPER_CHECK(mount_fs(spec.writable_device.c_str(), kWritableMount, "ext4", MS_NODEV, "noinit_itable"));
   }
-  const std::string upper = std::string(kWritableMount) + "/upper";
+  const std::string upper = kUpperDir;
   const std::string work = std::string(kWritableMount) + "/work";
   HYPER_CHECK(make_dirs(upper));
   HYPER_CHECK(make_dirs(work));

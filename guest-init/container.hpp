@@ -14,6 +14,8 @@
 namespace hyper::guest {
 
 inline constexpr const char* kContainerRoot = "/rootfs";
+// The overlay's upper directory: the container's writable layer, which `export` reads.
+inline constexpr const char* kUpperDir = "/run/rw/upper";
 
 struct RootfsSpec {
   std::string image_device;     // the flattened image, mounted read-only

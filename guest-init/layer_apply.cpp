@@ -26,8 +26,6 @@ constexpr size_t kCopyChunk = 128 * 1024;
 // Removing a tree holds one fd per level; deeper trees are refused rather than running
 // the process out of fds (real images stay far below this).
 constexpr int kMaxRemoveDepth = 256;
-constexpr std::string_view kWhiteoutPrefix = ".wh.";
-constexpr std::string_view kOpaqueWhiteout = ".wh..wh..opq";
 
 // A directory inside the root, resolved as if the root were "/": symlinks in `path`, even
 // absolute ones or ones with "..", cannot leave it. Returns the fd or -errno.

@@ -33,6 +33,10 @@
 
 namespace hyper::layer {
 
+// OCI whiteouts: ".wh.<name>" deletes <name>; the opaque marker empties its directory.
+inline constexpr std::string_view kWhiteoutPrefix = ".wh.";
+inline constexpr std::string_view kOpaqueWhiteout = ".wh..wh..opq";
+
 struct ApplyOptions {
   bool preserve_ownership = true;  // chown to the archive's uid/gid (EPERM is an error)
   bool create_devices = true;      // mknod character and block devices

@@ -13,16 +13,23 @@ constexpr size_t kMaxStringBytes = 65536; // one argument or variable
 
 Error bad(const std::string& what) { return make_error(Errc::invalid_argument, what); }
 
+// Built with append: gcc 12 warns falsely (-Wrestrict) on literal + string chains here.
+Error field_error(const char* key, const char* what) {
+  std::string message = "\"";
+  message.append(key).append("\" ").append(what);
+  return bad(message);
+}
+
 Result<std::string> get_string(const Json& object, const char* key, bool required = false) {
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) {
-    if (required) return bad(std::string("missing \"") + key + "\"");
+    if (required) return field_error(key, "is missing");
     return std::string();
   }
-  if (!it->is_string()) return bad(std::string("\"") + key + "\" must be a string");
+  if (!it->is_string()) return field_error(key, "must be a string");
   const auto& value = it->get_ref<const std::string&>();
-  if (value.size() > kMaxStringBytes) return bad(std::string("\"") + key + "\" is too long");
-  if (value.find('\0') != std::string::npos) return bad(std::string("\"") + key + "\" contains a NUL byte");
+  if (value.size() > kMaxStringBytes) return field_error(key, "is too long");
+  if (value.find('\0') != std::string::npos) return field_error(key, "contains a NUL byte");
   return value;
 }
 
@@ -30,16 +37,16 @@ Result<uint64_t> get_number(const Json& object, const char* key, uint64_t fallba
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return fallback;
   if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<int64_t>() >= 0))
-    return bad(std::string("\"") + key + "\" must be a non-negative integer");
+    return field_error(key, "must be a non-negative integer");
   const auto value = it->get<uint64_t>();
-  if (value > max) return bad(std::string("\"") + key + "\" is out of range");
+  if (value > max) return field_error(key, "is out of range");
   return value;
 }
 
 Result<bool> get_bool(const Json& object, const char* key) {
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return false;
-  if (!it->is_boolean()) return bad(std::string("\"") + key + "\" must be true or false");
+  if (!it->is_boolean()) return field_error(key, "must be true or false");
   return it->get<bool>();
 }
 
@@ -47,13 +54,13 @@ Result<std::vector<std::string>> get_strings(const Json& object, const char* key
   std::vector<std::string> out;
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return out;
-  if (!it->is_array()) return bad(std::string("\"") + key + "\" must be an array of strings");
-  if (it->size() > kMaxStrings) return bad(std::string("\"") + key + "\" has too many entries");
+  if (!it->is_array()) return field_error(key, "must be an array of strings");
+  if (it->size() > kMaxStrings) return field_error(key, "has too many entries");
   for (const auto& item : *it) {
-    if (!item.is_string()) return bad(std::string("\"") + key + "\" must be an array of strings");
+    if (!item.is_string()) return field_error(key, "must be an array of strings");
     const auto& value = item.get_ref<const std::string&>();
     if (value.size() > kMaxStringBytes || value.find('\0') != std::string::npos)
-      return bad(std::string("an entry of \"") + key + "\" is too long or contains a NUL byte");
+      return field_error(key, "has an entry that is too long or contains a NUL byte");
     out.push_back(value);
   }
   return out;
@@ -77,7 +84,8 @@ Result<std::vector<Rlimit>> get_rlimits(const Json& process) {
   if (!it->is_array() || it->size() > 32) return bad("\"rlimits\" must be an array of at most 32 limits");
   for (const auto& item : *it) {
     if (!item.is_object()) return bad("each rlimit must be an object");
-    const int resource = HYPER_TRY(rlimit_resource(HYPER_TRY(get_string(item, "type", true))));
+    const std::string type = HYPER_TRY(get_string(item, "type", true));
+    const int resource = HYPER_TRY(rlimit_resource(type));
     const uint64_t soft = HYPER_TRY(get_number(item, "soft", 0, RLIM_INFINITY));
     const uint64_t hard = HYPER_TRY(get_number(item, "hard", 0, RLIM_INFINITY));
     if (soft > hard) return bad("an rlimit's soft value exceeds its hard value");
@@ -103,7 +111,7 @@ Result<ProcessSpec> parse_process_spec(const Json& process) {
   if (spec.args.empty()) return bad("\"args\" must name the program to run");
   spec.env = HYPER_TRY(get_strings(process, "env"));
   spec.cwd = HYPER_TRY(get_string(process, "cwd"));
-  if (spec.cwd.empty()) spec.cwd = "/";
+  if (spec.cwd.empty()) spec.cwd.push_back('/');  // not = "/": gcc 12 -Wrestrict false positive
   spec.user = HYPER_TRY(get_string(process, "user"));
   spec.tty = HYPER_TRY(get_bool(process, "tty"));
   spec.open_stdin = HYPER_TRY(get_bool(process, "stdin"));

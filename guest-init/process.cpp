@@ -128,16 +128,17 @@ struct ChildSetup {
   ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
   if (::chroot(setup.root_path.c_str()) != 0) fail_in_child(setup.report_fd, "chroot", errno);
   if (::chdir(setup.spec.cwd.c_str()) != 0) fail_in_child(setup.report_fd, "chdir to the working directory", errno);
-  std::vector<gid_t> groups(setup.user.supplementary_gids.begin(), setup.user.supplementary_gids.end());
-  if (::setgroups(groups.size(), groups.data()) != 0) fail_in_child(setup.report_fd, "setgroups", errno);
-  if (::setgid(setup.user.gid) != 0) fail_in_child(setup.report_fd, "setgid", errno);
-  if (::setuid(setup.user.uid) != 0) fail_in_child(setup.report_fd, "setuid", errno);
-  ::umask(setup.spec.umask);
+  // While still root: raising a hard limit needs CAP_SYS_RESOURCE, which setuid drops.
   for (const auto& limit : setup.spec.rlimits) {
     const rlimit value{limit.soft, limit.hard};
     if (::setrlimit(static_cast<__rlimit_resource>(limit.resource), &value) != 0)
       fail_in_child(setup.report_fd, "setrlimit", errno);
   }
+  std::vector<gid_t> groups(setup.user.supplementary_gids.begin(), setup.user.supplementary_gids.end());
+  if (::setgroups(groups.size(), groups.data()) != 0) fail_in_child(setup.report_fd, "setgroups", errno);
+  if (::setgid(setup.user.gid) != 0) fail_in_child(setup.report_fd, "setgid", errno);
+  if (::setuid(setup.user.uid) != 0) fail_in_child(setup.report_fd, "setuid", errno);
+  ::umask(setup.spec.umask);
   const auto argv = c_strings(setup.spec.args);
   const auto envp = c_strings(setup.env);
   exec_in_path(argv, envp, env_value(setup.env, "PATH"));
@@ -174,7 +175,10 @@ int exit_code_for_start_failure(const Error& error) {
 
 Result<SpawnedProcess> spawn_in_root(const std::string& root_path, int root_fd, const ProcessSpec& spec) {
   if (spec.args.empty()) return make_error(Errc::invalid_argument, "no command given");
-  const ResolvedUser user = HYPER_TRY(resolve_user_in_root(root_fd, spec.user));
+  auto resolved = resolve_user_in_root(root_fd, spec.user);
+  // An unknown user is the caller's error (Docker: 125), not a missing command (127).
+  if (!resolved.ok()) return make_error(Errc::invalid_argument, resolved.error().message);
+  const ResolvedUser user = std::move(resolved).value();
   if (spec.cwd.empty() || spec.cwd[0] != '/')
     return make_error(Errc::invalid_argument, "the working directory must be absolute: \"" + spec.cwd + "\"");
   // Docker creates a missing working directory.

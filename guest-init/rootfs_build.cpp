@@ -21,14 +21,14 @@ Result<Json> apply_layers(const BuildSpec& spec, int root_fd) {
   Json layers = Json::array();
   const uint64_t started = monotonic_ns();
   for (size_t i = 0; i < spec.layers.size(); ++i) {
-    FdSource tar(source.get(), spec.layers[i].offset, spec.layers[i].size);
-    auto stats = apply_layer(root_fd, tar, ApplyOptions{});
+    tar::FdSource tar(source.get(), spec.layers[i].offset, spec.layers[i].size);
+    auto stats = layer::apply_layer(root_fd, tar, layer::ApplyOptions{});
     if (!stats.ok()) {
       auto error = std::move(stats).error();
       error.message = "layer " + std::to_string(i + 1) + " of " + std::to_string(spec.layers.size()) + ": " + error.message;
       return error;
     }
-    layers.push_back({{"entries", stats->entries}, {"bytes", stats->bytes}, {"whiteouts", stats->whiteouts},
+    layers.push_back({{"entries", stats->entries}, {"bytes", stats->bytes_written}, {"whiteouts", stats->whiteouts},
                       {"skipped", stats->skipped}});
   }
   return Json{{"layers", layers}, {"apply_ns", monotonic_ns() - started}};

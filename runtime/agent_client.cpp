@@ -104,15 +104,19 @@ Result<agent::Frame> AgentConnection::receive(int timeout_ms) {
   }
 }
 
-Result<Json> AgentConnection::request(const Json& request, int timeout_ms) {
+Result<Json> AgentConnection::call(const Json& request, int timeout_ms) {
   HYPER_CHECK(send(agent::Kind::request, request.dump()));
   for (;;) {
     const agent::Frame frame = HYPER_TRY(receive(timeout_ms));
     if (frame.kind != agent::Kind::response) continue;  // stdio that raced the reply is not ours to keep
-    Json reply = HYPER_TRY(parse_json_payload(frame));
-    if (!reply.value("ok", false)) return reply_error(reply);
-    return reply;
+    return parse_json_payload(frame);
   }
+}
+
+Result<Json> AgentConnection::request(const Json& request, int timeout_ms) {
+  Json reply = HYPER_TRY(call(request, timeout_ms));
+  if (!reply.value("ok", false)) return reply_error(reply);
+  return reply;
 }
 
 void AgentConnection::close_write() { ::shutdown(fd_.get(), SHUT_WR); }

@@ -33,6 +33,8 @@ class AgentConnection {
   Result<agent::Frame> receive(int timeout_ms);
   // A frame if one is already buffered or readable now, without waiting.
   Result<std::optional<agent::Frame>> poll_frame();
+  // Sends a request and returns its reply, whether the agent said yes or no.
+  Result<Json> call(const Json& request, int timeout_ms);
   // Sends a request and returns its reply, failing with the agent's message if it says no.
   Result<Json> request(const Json& request, int timeout_ms);
   void close_write();

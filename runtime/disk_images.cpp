@@ -76,8 +76,8 @@ Status build_rootfs(const ImageStore& store, const Image& image, const std::file
   VmSpec spec;
   spec.dir = dir;
   spec.memory_mib = 256;
-  spec.disks.push_back(virtio::BlkOptions{.path = layers_path.string(), .read_only = true});
-  spec.disks.push_back(virtio::BlkOptions{.path = building.string(), .read_only = false});
+  spec.disks.push_back(virtio::BlkOptions{.path = layers_path.string(), .read_only = true, .serial = {}, .io_thread = true});
+  spec.disks.push_back(virtio::BlkOptions{.path = building.string(), .read_only = false, .serial = {}, .io_thread = true});
   auto session = HYPER_TRY(VmSession::boot(spec, 120'000));
   auto reply = session->agent().request(
       {{"op", "build"}, {"source", "/dev/vda"}, {"target", "/dev/vdb"}, {"layers", layer_list}}, 3'600'000);

@@ -65,12 +65,12 @@ Result<Prepared> prepare_disks(const Paths& paths, const Container& container) {
     std::fprintf(stderr, "%s\n", line.c_str());
   }));
   Prepared prepared;
-  prepared.disks.push_back(virtio::BlkOptions{.path = rootfs.string(), .read_only = true});
+  prepared.disks.push_back(virtio::BlkOptions{.path = rootfs.string(), .read_only = true, .serial = {}, .io_thread = true});
   // --rm containers never come back, so their writable layer lives in guest memory.
   if (!container.config.auto_remove) {
     const auto scratch = container.dir / kScratchDisk;
     if (::access(scratch.c_str(), F_OK) != 0) HYPER_CHECK(create_scratch_disk(paths.root, scratch, kScratchDiskMib));
-    prepared.disks.push_back(virtio::BlkOptions{.path = scratch.string(), .read_only = false});
+    prepared.disks.push_back(virtio::BlkOptions{.path = scratch.string(), .read_only = false, .serial = {}, .io_thread = true});
     prepared.scratch = true;
   }
   return prepared;
@@ -117,16 +117,16 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   VmSession& vm = **session;
 
   std::optional<RawTerminal> raw;
-  auto started = vm.agent().request(start_request(container, disks->scratch), kBootTimeoutMs);
-  if (!started.ok()) {
+  auto reply = vm.agent().call(start_request(container, disks->scratch), kBootTimeoutMs);
+  if (!reply.ok() || !reply->value("ok", false)) {
     // The agent's refusal carries Docker's code for a missing or non-executable command.
-    const int code = started.error().code == Errc::not_found           ? 127
-                     : started.error().code == Errc::permission_denied ? 126
-                                                                       : 125;
+    int code = 125;
+    const std::string message = reply.ok() ? reply_error(*reply, &code).message : reply.error().message;
     vm.agent().close_write();
     (void)vm.wait(5000);
-    return {code, started.error().message};
+    return {code, message};
   }
+  const Json& started = *reply;
   options.on_started(0, "");
   const bool started_ok = true;
   if (options.attach && container.config.tty) raw.emplace();
@@ -143,7 +143,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   vm.agent().close_write();
   auto run = vm.wait(5000);
   raw.reset();
-  if (options.print_timings && run.ok()) print_timings(options, *run, vm.ready_event(), *started, exited_ns, now_ns());
+  if (options.print_timings && run.ok()) print_timings(options, *run, vm.ready_event(), started, exited_ns, now_ns());
   if (outcome.status) return {*outcome.status, "", started_ok};
   return {137, outcome.error, started_ok};
 }

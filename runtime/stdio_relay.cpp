@@ -51,7 +51,7 @@ class Relay {
       const agent::Frame& f = **frame;
       if (f.kind == Kind::stdout_data || f.kind == Kind::stderr_data) {
         const bool err = f.kind == Kind::stderr_data;
-        if (options_.log) (void)options_.log->write(err ? LogStream::stderr_stream : LogStream::stdout_stream, f.payload);
+        if (options_.log) (void)options_.log->write(err ? Stream::err : Stream::out, f.payload);
         if (options_.attach_stdout)
           (void)write_all(err ? STDERR_FILENO : STDOUT_FILENO, f.payload.data(), f.payload.size(), "the terminal");
       } else if (f.kind == Kind::exit) {

@@ -8,6 +8,9 @@
 #   tty        -t sessions for run and exec (through script(1) for a terminal)
 #   layers     whiteouts, hard links, and malicious layers that must stay contained
 #   formats    an OCI layout with gzip layers; a missing and a corrupt archive
+#   agent      the agent protocol spoken by an independent client (tests/e2e/agent-probe):
+#              malformed messages get errors and the agent keeps serving; export of the
+#              writable layer with OCI whiteouts
 set -uo pipefail
 
 build=$1 group=$2
@@ -31,6 +34,7 @@ fail() {
 step=setup
 # h ARGS...: runs hyper with a time bound; stdout/stderr in $work/out and $work/err, status in $rc.
 h() {
+  echo "[$group/$step] hyper $*" >&2
   timeout 150 "$hyper" "$@" >"$work/out" 2>"$work/err" </dev/null
   rc=$?
   [ "$rc" -ne 124 ] || fail "hyper $* did not finish within 150 s"
@@ -208,6 +212,27 @@ case $group in
     step=corrupt-archive; head -c 3000 "$work/oci.tar" >"$work/cut.tar"; h load -i "$work/cut.tar"
     expect_rc 1
     [ -s "$work/err" ] || fail "no message for a truncated archive"
+    ;;
+
+  agent)
+    load_busybox
+    step=run; h run -d --name probe busybox sh -c 'mkdir -p /root/new && echo added >/root/new/file && rm /etc/motd &&
+      rm -rf /home/hyper && mkdir /home/hyper && echo fresh >/home/hyper/only && touch /tmp/ready-flag-ignored && sleep 1000'
+    expect_rc 0
+    id=$(cat "$work/out")
+    sock="$HYPER_ROOT/containers/$id/vsock.sock"
+    wait_for sh -c "'$hyper' exec probe cat /root/new/file | grep -q added" || fail "the container never wrote its file"
+    step=hostile; python3 "$repo/tests/e2e/agent-probe" "$sock" hostile >"$work/out" 2>"$work/err"; rc=$?
+    expect_rc 0; expect_out "ok: stats still served"
+    step=still-serving; h exec probe echo alive; expect_rc 0; expect_out_exactly alive
+    step=export; python3 "$repo/tests/e2e/agent-probe" "$sock" export "$work/layer.tar" >"$work/out" 2>"$work/err"; rc=$?
+    expect_rc 0
+    tar -tvf "$work/layer.tar" >"$work/out" 2>"$work/err" || fail "the exported layer is not a tar archive"
+    expect_out " root/new/file$"; expect_out " etc/.wh.motd$"; expect_out " home/hyper/.wh..wh..opq$"
+    expect_out " home/hyper/only$"
+    grep -q "tmp/ready-flag" "$work/out" && fail "/tmp is a tmpfs of its own: it must not be in the layer"
+    tar -xOf "$work/layer.tar" root/new/file >"$work/out"; expect_out_exactly added
+    h rm -f probe; expect_rc 0
     ;;
 
   *) echo "unknown group $group" >&2; exit 2 ;;

@@ -1,0 +1,194 @@
+// hyper ps: the containers, newest first, in Docker's columns and wording, so scripts
+// (and eyes) used to `docker ps` read it the same way.
+#include <time.h>
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "cli/commands.hpp"
+#include "cli/container_args.hpp"
+
+namespace hyper::cli {
+namespace {
+
+namespace po = boost::program_options;
+using runtime::Container;
+using runtime::ContainerStatus;
+
+constexpr size_t kShortId = 12;
+constexpr size_t kCommandWidth = 20;
+constexpr size_t kColumnGap = 3;
+
+constexpr const char* kUsage =
+    "Usage: hyper ps [OPTIONS]\n\nList containers\n\n"
+    "  -a, --all        show all containers (default shows just running)\n"
+    "  -q, --quiet      only display container IDs\n"
+    "      --no-trunc   don't truncate output\n";
+
+// Seconds from an RFC 3339 UTC time ("2026-11-25T13:46:32.123456789Z") to now.
+std::optional<double> seconds_since(const std::string& rfc3339) {
+  tm utc{};
+  const char* rest = ::strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &utc);
+  if (rest == nullptr) return std::nullopt;
+  double then = static_cast<double>(::timegm(&utc));
+  if (*rest == '.') then += std::strtod(rest, nullptr);
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const double elapsed = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9 - then;
+  return elapsed > 0 ? elapsed : 0.0;
+}
+
+// Docker's wording for a duration: "Less than a second", "5 seconds", "About a minute",
+// "3 hours", "2 weeks".
+std::string human_duration(double seconds) {
+  auto count = [](long n, const char* unit) { return std::to_string(n) + " " + unit; };
+  const auto whole = static_cast<long>(seconds);
+  if (whole < 1) return "Less than a second";
+  if (whole == 1) return "1 second";
+  if (whole < 60) return count(whole, "seconds");
+  const long minutes = whole / 60;
+  if (minutes == 1) return "About a minute";
+  if (minutes < 60) return count(minutes, "minutes");
+  const auto hours = static_cast<long>(std::lround(seconds / 3600));
+  if (hours == 1) return "About an hour";
+  if (hours < 48) return count(hours, "hours");
+  if (hours < 24 * 7 * 2) return count(hours / 24, "days");
+  if (hours < 24 * 30 * 2) return count(hours / 24 / 7, "weeks");
+  if (hours < 24 * 365 * 2) return count(hours / 24 / 30, "months");
+  return count(hours / 24 / 365, "years");
+}
+
+std::string ago(const std::string& rfc3339) {
+  const auto seconds = seconds_since(rfc3339);
+  return seconds ? human_duration(*seconds) + " ago" : "";
+}
+
+std::string status_text(const Container& container) {
+  const auto& state = container.state;
+  switch (state.status) {
+    case ContainerStatus::created: return "Created";
+    case ContainerStatus::running: {
+      const auto seconds = seconds_since(state.started_at);
+      return "Up " + (seconds ? human_duration(*seconds) : std::string("Less than a second"));
+    }
+    case ContainerStatus::exited: return "Exited (" + std::to_string(state.exit_code) + ") " + ago(state.finished_at);
+  }
+  return "";
+}
+
+bool utf8_continuation(char c) { return (static_cast<unsigned char>(c) & 0xc0) == 0x80; }
+
+// Columns, not bytes: what a terminal shows for UTF-8 text of narrow characters.
+size_t display_width(const std::string& text) {
+  size_t width = 0;
+  for (const char c : text) width += utf8_continuation(c) ? 0 : 1;
+  return width;
+}
+
+// Docker's ellipsis: at most `width` columns, the last one "…" when something was cut.
+std::string ellipsis(const std::string& text, size_t width) {
+  if (display_width(text) <= width) return text;
+  size_t columns = 0, end = 0;
+  for (; end < text.size(); ++end) {
+    if (utf8_continuation(text[end])) continue;
+    if (columns == width - 1) break;
+    ++columns;
+  }
+  return text.substr(0, end) + "\u2026";
+}
+
+// Like Go's strconv.Quote, which Docker uses for the COMMAND column.
+std::string quote(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string command_text(const Container& container, bool truncate) {
+  std::string command;
+  for (const auto* part : {&container.config.entrypoint, &container.config.cmd}) {
+    for (const auto& word : *part) command += (command.empty() ? "" : " ") + word;
+  }
+  return quote(truncate ? ellipsis(command, kCommandWidth) : command);
+}
+
+using Row = std::vector<std::string>;
+
+// Columns padded to their widest cell plus a gap, as Docker's tabwriter does.
+void print_table(const std::vector<Row>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], display_width(row[i]));
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(widths[i] - display_width(row[i]) + kColumnGap, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+Row row_of(const Container& container, bool truncate) {
+  return {truncate ? container.id.substr(0, kShortId) : container.id,
+          container.config.image,
+          command_text(container, truncate),
+          ago(container.created),
+          status_text(container),
+          container.name};
+}
+
+}  // namespace
+
+int cmd_ps(const GlobalOptions& global, const std::vector<std::string>& args) {
+  bool all = false, quiet = false, no_trunc = false;
+  po::options_description desc;
+  desc.add_options()("all,a", po::bool_switch(&all))("quiet,q", po::bool_switch(&quiet))(
+      "no-trunc", po::bool_switch(&no_trunc));
+  po::variables_map vm;
+  auto extra = parse_command_line(args, desc, vm);
+  if (!extra.ok()) return report(extra.error().message + "\nSee 'hyper ps --help'.", 125);
+  if (help_requested(vm)) {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  if (!extra->empty()) return report("\"hyper ps\" accepts no arguments.\nSee 'hyper ps --help'.", 125);
+  auto store = open_container_store(global);
+  if (!store.ok()) return report(store.error().message, 125);
+  auto containers = store->list();
+  if (!containers.ok()) return report(containers.error().message, 1);
+
+  std::vector<Row> rows;
+  if (!quiet) rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"});
+  for (const auto& container : *containers) {
+    if (!all && container.state.status != ContainerStatus::running) continue;
+    if (quiet) {
+      std::printf("%s\n", no_trunc ? container.id.c_str() : container.id.substr(0, kShortId).c_str());
+      continue;
+    }
+    rows.push_back(row_of(container, !no_trunc));
+  }
+  print_table(rows);
+  return 0;
+}
+
+}  // namespace hyper::cli

@@ -1,0 +1,83 @@
+// hyper rm: removes containers that are not running; with -f, running ones are killed
+// first (their monitor, which takes the VM with it).
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "cli/container_args.hpp"
+
+namespace hyper::cli {
+namespace {
+
+namespace po = boost::program_options;
+using runtime::Container;
+using runtime::ContainerStatus;
+using runtime::ContainerStore;
+
+constexpr auto kKillTimeout = std::chrono::seconds(10);
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
+constexpr const char* kUsage =
+    "Usage: hyper rm [OPTIONS] CONTAINER [CONTAINER...]\n\nRemove one or more containers\n\n"
+    "  -f, --force   force the removal of a running container (uses SIGKILL)\n";
+
+// Kills the monitor and waits until the store no longer shows the container running
+// (find() notices the dead monitor and records the exit).
+Status kill_container(const ContainerStore& store, const Container& container) {
+  if (runtime::monitor_alive(container.state) && ::kill(container.state.pid, SIGKILL) != 0 && errno != ESRCH)
+    return Error::from_errno("kill the monitor of container " + container.id);
+  const auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
+  for (;;) {
+    const Container current = HYPER_TRY(store.find(container.id));
+    if (current.state.status != ContainerStatus::running) return {};
+    if (std::chrono::steady_clock::now() >= deadline)
+      return make_error(Errc::io, "could not kill container " + container.id + ": it is still running");
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+Status remove_one(const ContainerStore& store, const std::string& ref, bool force) {
+  auto container = store.find(ref);
+  // Docker: removing what is not there is no error when forced.
+  if (!container.ok() && force && container.error().code == Errc::not_found) return {};
+  if (!container.ok()) return std::move(container).error();
+  if (container->state.status == ContainerStatus::running) {
+    if (!force)
+      return make_error(Errc::invalid_argument, "You cannot remove a running container " + container->id +
+                                                    ". Stop the container before attempting removal or force remove");
+    HYPER_CHECK(kill_container(store, *container));
+  }
+  HYPER_CHECK(store.remove(*container));
+  std::printf("%s\n", ref.c_str());
+  std::fflush(stdout);
+  return {};
+}
+
+}  // namespace
+
+int cmd_rm(const GlobalOptions& global, const std::vector<std::string>& args) {
+  bool force = false;
+  po::options_description desc;
+  desc.add_options()("force,f", po::bool_switch(&force));
+  po::variables_map vm;
+  auto refs = parse_command_line(args, desc, vm);
+  if (!refs.ok()) return report(refs.error().message + "\nSee 'hyper rm --help'.", 125);
+  if (help_requested(vm)) {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  if (refs->empty()) return report("\"hyper rm\" requires at least 1 argument.\nSee 'hyper rm --help'.", 125);
+  auto store = open_container_store(global);
+  if (!store.ok()) return report(store.error().message, 125);
+  int status = 0;
+  for (const auto& ref : *refs) {
+    if (auto removed = remove_one(*store, ref, force); !removed.ok()) status = report(removed.error().message, 1);
+  }
+  return status;
+}
+
+}  // namespace hyper::cli

@@ -1,0 +1,35 @@
+// The `hyper` subcommands. Each takes the words after its name and returns the process's
+// exit status, following Docker's: the container's own status where there is one, 125 for
+// the runtime's own errors (bad flags, no such image), 126/127 for a command that cannot
+// be executed or is not found, 1 for a failed operation on an existing container.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hyper::cli {
+
+struct GlobalOptions {
+  std::optional<std::string> root;  // --root: the state directory (see runtime/paths.hpp)
+};
+
+using Command = int (*)(const GlobalOptions&, const std::vector<std::string>&);
+
+int cmd_run(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_start(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_exec(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_stop(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_kill(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_wait(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_ps(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_logs(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_rm(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_inspect(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_load(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_images(const GlobalOptions&, const std::vector<std::string>&);
+
+// "hyper: MESSAGE" on stderr; returns `code`.
+int report(const std::string& message, int code);
+
+}  // namespace hyper::cli

@@ -1,0 +1,90 @@
+// Containers on disk, one directory each, so the CLI needs no daemon and nothing is lost
+// when a process dies:
+//
+//   containers/<id>/config.json   what to run (written once, at create)
+//   containers/<id>/state.json    status, monitor pid, exit code, times (replaced atomically)
+//   containers/<id>/container.log the process's output (runtime/log_file.hpp)
+//   containers/<id>/console.log   the guest's serial console
+//   containers/<id>/rw.ext4       the writable layer (absent for --rm containers)
+//   containers/<id>/vsock.sock    the VMM's vsock socket while it runs
+//   containers/names/<name>       a symlink to the id, created with O_EXCL semantics so two
+//                                 `run --name` cannot take the same name
+//
+// A running container is one monitor process; its pid and start time (from
+// /proc/PID/stat) are in the state, so a monitor that died (even by SIGKILL) is noticed by
+// the next reader, which marks the container exited (137), nothing more.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmm/result.hpp"
+
+namespace hyper::runtime {
+
+struct ContainerConfig {
+  std::string image;     // as the user named it
+  std::string image_id;  // sha256:...
+  std::vector<std::string> entrypoint, cmd, env;
+  std::string working_dir, user, hostname, stop_signal;
+  bool tty = false, open_stdin = false, auto_remove = false;
+  uint32_t cpus = 1;
+  uint64_t memory_mib = 256;
+};
+
+enum class ContainerStatus { created, running, exited };
+const char* status_name(ContainerStatus status);
+
+struct ContainerState {
+  ContainerStatus status = ContainerStatus::created;
+  pid_t pid = 0;                 // the monitor (VMM) process while running
+  uint64_t pid_start_ticks = 0;  // its start time, so a reused pid is not mistaken for it
+  int exit_code = 0;
+  std::string error;
+  std::string started_at, finished_at;  // RFC 3339, empty when never
+};
+
+struct Container {
+  std::string id;  // 64 hex digits
+  std::string name;
+  std::string created;  // RFC 3339
+  std::filesystem::path dir;
+  ContainerConfig config;
+  ContainerState state;
+};
+
+class ContainerStore {
+ public:
+  static Result<ContainerStore> open(const std::filesystem::path& dir);
+
+  // A new container in state "created"; a name that is taken or not [a-zA-Z0-9][a-zA-Z0-9_.-]+ is refused.
+  Result<Container> create(const ContainerConfig& config, const std::optional<std::string>& name);
+  // By name, full id or unique id prefix. Reconciles: a running container whose monitor
+  // is gone is recorded as exited with status 137.
+  [[nodiscard]] Result<Container> find(const std::string& reference) const;
+  [[nodiscard]] Result<std::vector<Container>> list() const;  // newest first, reconciled
+  // Reads, changes and atomically replaces state.json under the container's lock.
+  Status update_state(const Container& container, const std::function<void(ContainerState&)>& change) const;
+  // Deletes the directory and the name; the caller has made sure it is not running.
+  Status remove(const Container& container) const;
+
+ private:
+  explicit ContainerStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  [[nodiscard]] Result<Container> load(const std::string& id) const;
+  std::filesystem::path dir_;
+};
+
+// The start time of a process in clock ticks since boot (/proc/PID/stat field 22).
+Result<uint64_t> process_start_ticks(pid_t pid);
+// Whether the state's monitor process is still the one that was recorded.
+bool monitor_alive(const ContainerState& state);
+// Now, as "2026-11-25T13:46:32.123456789Z".
+std::string now_rfc3339();
+
+}  // namespace hyper::runtime
