@@ -170,10 +170,10 @@ case $group in
     expect_rc 0; expect_out "/dev/pts/0"
     step=run-it; printf 'echo typed-$((6*7))\nexit 4\n' | timeout 120 script -qec "'$hyper' run --rm -it busybox sh" /dev/null >"$work/out" 2>"$work/err"; rc=$?
     expect_rc 4; expect_out "typed-42"
-    step=exec-tty; h run -d --name t busybox sleep 1000; expect_rc 0
-    timeout 60 script -qec "'$hyper' exec -t t tty" /dev/null >"$work/out" 2>"$work/err"; rc=$?
+    step=exec-tty; h run -d --name tt busybox sleep 1000; expect_rc 0
+    timeout 60 script -qec "'$hyper' exec -t tt tty" /dev/null >"$work/out" 2>"$work/err"; rc=$?
     expect_rc 0; expect_out "/dev/pts/"
-    h rm -f t
+    h rm -f tt
     step=tty-needs-terminal; h run --rm -it busybox true
     expect_rc 1; expect_err "not a TTY"
     ;;
