@@ -86,6 +86,8 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
                 "      --entrypoint CMD   override the image's entrypoint\n"
                 "  -h, --hostname NAME    the container's hostname\n"
                 "      --cpus N           vCPUs (default 1)\n"
+                "      --tap NAME,ip=CIDR[,gw=IP][,mac=M][,dns=IP]\n"
+                "                         eth0 on an existing tap device (until networks arrive)\n"
                 "  -m, --memory SIZE      VM memory (default 256m)\n");
     return 0;
   }

@@ -1,11 +1,15 @@
 #include "cli/run_options.hpp"
 
+#include <arpa/inet.h>
 #include <boost/program_options.hpp>
 
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <set>
+#include <sstream>
+
+#include "virtio/net.hpp"
 
 namespace hyper::cli {
 namespace {
@@ -13,7 +17,8 @@ namespace {
 namespace po = boost::program_options;
 
 const std::set<std::string> kValueFlags = {"-e", "--env", "--env-file", "-w", "--workdir", "-u", "--user",
-                                           "--entrypoint", "--cpus", "-m", "--memory", "--name", "-h", "--hostname"};
+                                           "--entrypoint", "--cpus", "-m", "--memory", "--name", "-h", "--hostname",
+                                           "--tap"};
 const std::set<char> kShortValueFlags = {'e', 'w', 'u', 'm', 'h'};
 
 // Where the image name is: the first word that is neither a flag nor a flag's value.
@@ -34,6 +39,11 @@ Result<size_t> find_image(const std::vector<std::string>& args) {
     }
   }
   return make_error(Errc::invalid_argument, "");
+}
+
+bool is_ipv4(const std::string& text) {
+  in_addr address{};
+  return ::inet_pton(AF_INET, text.c_str(), &address) == 1;
 }
 
 std::string trim(const std::string& text) {
@@ -86,6 +96,7 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
       ("user,u", po::value<std::string>())
       ("entrypoint", po::value<std::string>())
       ("hostname,h", po::value<std::string>())
+      ("tap", po::value<std::string>())
       ("cpus", po::value<std::string>(&out.cpus))
       ("memory,m", po::value<std::string>(&out.memory));
   po::variables_map vm;
@@ -105,6 +116,7 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
   out.user = optional("user");
   out.entrypoint = optional("entrypoint");
   out.hostname = optional("hostname");
+  out.tap = optional("tap");
   out.image = args[split];
   out.command.assign(args.begin() + static_cast<std::ptrdiff_t>(split) + 1, args.end());
   if (out.workdir && (out.workdir->empty() || (*out.workdir)[0] != '/'))
@@ -112,6 +124,37 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
   if (out.hostname && (out.hostname->empty() || out.hostname->size() > 64))
     return make_error(Errc::invalid_argument, "invalid hostname \"" + *out.hostname + "\": 1 to 64 characters");
   return out;
+}
+
+Result<runtime::TapNetwork> parse_tap(const std::string& spec) {
+  const auto bad = [&](const std::string& why) {
+    return make_error(Errc::invalid_argument, "invalid --tap \"" + spec + "\": " + why +
+                                                  " (want NAME,ip=ADDRESS/PREFIX[,gw=IP][,mac=MAC][,dns=IP])");
+  };
+  runtime::TapNetwork net;
+  std::stringstream parts(spec);
+  std::string part;
+  for (bool first = true; std::getline(parts, part, ','); first = false) {
+    const auto eq = part.find('=');
+    const std::string key = part.substr(0, eq), value = eq == std::string::npos ? "" : part.substr(eq + 1);
+    if (first && eq == std::string::npos) net.tap = part;
+    else if (key == "ip") net.address = value;
+    else if (key == "gw") net.gateway = value;
+    else if (key == "mac") net.mac = value;
+    else if (key == "dns") net.dns.push_back(value);
+    else return bad("unknown part \"" + part + "\"");
+  }
+  if (net.tap.empty() || net.tap.size() >= 16) return bad("the tap's name must come first, 1 to 15 characters");
+  const auto slash = net.address.find('/');
+  if (slash == std::string::npos || !is_ipv4(net.address.substr(0, slash)) ||
+      net.address.find_first_not_of("0123456789", slash + 1) != std::string::npos || net.address.size() == slash + 1 ||
+      std::stoi(net.address.substr(slash + 1, 3)) > 32)
+    return bad("ip= must be an IPv4 address with a prefix length");
+  if (!net.gateway.empty() && !is_ipv4(net.gateway)) return bad("gw= must be an IPv4 address");
+  for (const auto& server : net.dns)
+    if (!is_ipv4(server)) return bad("dns= must be an IPv4 address");
+  if (!net.mac.empty() && !virtio::parse_mac(net.mac)) return bad("mac= must be a unicast MAC address");
+  return net;
 }
 
 Result<uint64_t> parse_memory(const std::string& text) {
@@ -189,6 +232,7 @@ Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const r
   config.cpus = HYPER_TRY(parse_cpus(flags.cpus));
   config.memory_mib = flags.memory.empty() ? 256 : HYPER_TRY(parse_memory(flags.memory));
   config.stop_signal = image.config.stop_signal;
+  if (flags.tap) config.network = HYPER_TRY(parse_tap(*flags.tap));
   return config;
 }
 

@@ -18,6 +18,7 @@ struct RunFlags {
   std::optional<std::string> name;
   std::vector<std::string> env, env_files;
   std::optional<std::string> workdir, user, entrypoint, hostname;
+  std::optional<std::string> tap;
   std::string cpus = "1";
   std::string memory;
   std::string image;
@@ -26,6 +27,9 @@ struct RunFlags {
 
 // Splits `hyper run` arguments at the image: flags before it, the command after it.
 Result<RunFlags> parse_run_flags(const std::vector<std::string>& args);
+
+// --tap NAME,ip=CIDR[,gw=IP][,mac=M][,dns=IP]...: the container's eth0 on a tap.
+Result<runtime::TapNetwork> parse_tap(const std::string& spec);
 
 // "512m", "1g", "268435456" -> MiB; at least 64 MiB (a VM needs room for its kernel).
 Result<uint64_t> parse_memory(const std::string& text);

@@ -5,6 +5,8 @@
 #include <array>
 #include <utility>
 
+#include "guest-init/protocol.hpp"
+
 namespace hyper::guest {
 namespace {
 
@@ -192,7 +194,7 @@ Result<BuildSpec> parse_build_spec(const Json& build) {
 }
 
 std::string error_reply(const Error& error, int exit_code) {
-  Json reply = {{"ok", false}, {"error", error.message}, {"kind", errc_name(error.code)}};
+  Json reply = {{"ok", false}, {"error", error.message}, {"kind", agent::error_kind(error.code)}};
   if (exit_code != 0) reply["exit_code"] = exit_code;
   return reply.dump(-1, ' ', false, Json::error_handler_t::replace);
 }

@@ -1,5 +1,7 @@
 #include "guest-init/protocol.hpp"
 
+#include <utility>
+
 namespace hyper::agent {
 
 bool is_known_kind(uint8_t kind) { return kind >= 1 && kind <= 10; }
@@ -34,6 +36,29 @@ std::string encode_frame(Kind kind, std::string_view payload) {
   out.reserve(kHeaderSize + payload.size());
   encode_frame(out, kind, payload);
   return out;
+}
+
+namespace {
+
+constexpr std::pair<Errc, const char*> kErrorKinds[] = {
+    {Errc::invalid_argument, "invalid_argument"}, {Errc::io, "io"},
+    {Errc::not_found, "not_found"},               {Errc::permission_denied, "permission_denied"},
+    {Errc::unsupported, "unsupported"},           {Errc::bad_image, "bad_image"},
+    {Errc::out_of_bounds, "out_of_bounds"},       {Errc::kvm, "kvm"},
+};
+
+}  // namespace
+
+const char* error_kind(Errc code) {
+  for (const auto& [errc, name] : kErrorKinds)
+    if (errc == code) return name;
+  return "io";
+}
+
+Errc errc_from_kind(std::string_view kind) {
+  for (const auto& [errc, name] : kErrorKinds)
+    if (kind == name) return errc;
+  return Errc::invalid_argument;
 }
 
 void FrameDecoder::feed(const char* data, size_t size) {

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "vmm/result.hpp"
+
 namespace hyper::agent {
 
 inline constexpr uint32_t kProtocolVersion = 1;
@@ -54,6 +56,11 @@ void encode_frame(std::string& out, Kind kind, std::string_view payload);
 // Incremental decoder for a byte stream. Frames that are too large or of an unknown
 // kind are skipped without being buffered and reported as problems, so one bad frame
 // costs an error reply, never the connection.
+// An error reply's "kind": the error category as a protocol token ("not_found"), and back
+// (an unknown token is invalid_argument).
+[[nodiscard]] const char* error_kind(Errc code);
+[[nodiscard]] Errc errc_from_kind(std::string_view kind);
+
 class FrameDecoder {
  public:
   struct Problem {

@@ -126,11 +126,10 @@ Error reply_error(const Json& reply, int* code_out) {
                                   ? reply["error"].get<std::string>()
                                   : "the agent refused the request";
   if (code_out) *code_out = reply.value("exit_code", 125);
-  const std::string kind = reply.value("kind", "");
-  const Errc code = kind == "not_found" ? Errc::not_found
-                    : kind == "permission_denied" ? Errc::permission_denied
-                                                  : Errc::invalid_argument;
-  return make_error(code, message);
+  const auto kind = reply.find("kind");
+  return make_error(kind != reply.end() && kind->is_string() ? agent::errc_from_kind(kind->get<std::string>())
+                                                             : Errc::invalid_argument,
+                    message);
 }
 
 Result<Json> parse_json_payload(const agent::Frame& frame) {

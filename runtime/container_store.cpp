@@ -127,7 +127,7 @@ Result<ContainerStatus> parse_status(const std::string& text) {
 
 std::string config_text(const Container& container) {
   const ContainerConfig& config = container.config;
-  const Json json = {{"id", container.id},
+  Json json = {{"id", container.id},
                      {"name", container.name},
                      {"created", container.created},
                      {"image", config.image},
@@ -144,6 +144,10 @@ std::string config_text(const Container& container) {
                      {"auto_remove", config.auto_remove},
                      {"cpus", config.cpus},
                      {"memory_mib", config.memory_mib}};
+  if (config.network) {
+    const TapNetwork& net = *config.network;
+    json["network"] = {{"tap", net.tap}, {"address", net.address}, {"gateway", net.gateway}, {"mac", net.mac}, {"dns", net.dns}};
+  }
   // Bytes that are not UTF-8 (an -e value, say) become U+FFFD rather than failing the run.
   return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
@@ -182,6 +186,11 @@ Status parse_config(const fs::path& path, const std::string& text, Container& ou
     config.auto_remove = json.value("auto_remove", false);
     config.cpus = json.value("cpus", 1u);
     config.memory_mib = json.value("memory_mib", uint64_t{256});
+    if (const auto net = json.find("network"); net != json.end() && net->is_object()) {
+      config.network = TapNetwork{net->at("tap").get<std::string>(), net->at("address").get<std::string>(),
+                                  net->value("gateway", ""), net->value("mac", ""),
+                                  net->value("dns", std::vector<std::string>{})};
+    }
   } catch (const Json::exception& e) {
     return corrupt(path, e.what());
   }

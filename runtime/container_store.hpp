@@ -28,6 +28,15 @@
 
 namespace hyper::runtime {
 
+// An interface on a tap the caller made, until networks and published ports arrive.
+struct TapNetwork {
+  std::string tap;      // the host's tap device
+  std::string address;  // "10.0.2.15/24", the container's eth0
+  std::string gateway;  // optional default route
+  std::string mac;      // optional; random otherwise
+  std::vector<std::string> dns;
+};
+
 struct ContainerConfig {
   std::string image;     // as the user named it
   std::string image_id;  // sha256:...
@@ -36,6 +45,7 @@ struct ContainerConfig {
   bool tty = false, open_stdin = false, auto_remove = false;
   uint32_t cpus = 1;
   uint64_t memory_mib = 256;
+  std::optional<TapNetwork> network;
 };
 
 enum class ContainerStatus { created, running, exited };

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "runtime/file_lock.hpp"
 #include "runtime/vm_session.hpp"
 
 namespace hyper::runtime {
@@ -38,21 +39,6 @@ Status run_quietly(const std::vector<std::string>& argv) {
                                                : " failed with status " + std::to_string(WEXITSTATUS(status))));
   return {};
 }
-
-class FileLock {
- public:
-  static Result<FileLock> acquire(const std::filesystem::path& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!fd.valid()) return Error::from_errno("open " + path.string());
-    while (::flock(fd.get(), LOCK_EX) != 0)
-      if (errno != EINTR) return Error::from_errno("lock " + path.string());
-    return FileLock(std::move(fd));
-  }
-
- private:
-  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;
-};
 
 uint64_t round_up_mib(uint64_t bytes) { return (bytes + (1u << 20) - 1) >> 20; }
 

@@ -14,6 +14,7 @@
 #include <system_error>
 #include <utility>
 
+#include "runtime/file_lock.hpp"
 #include "runtime/image_archive.hpp"
 #include "runtime/image_blobs.hpp"
 #include "runtime/image_formats.hpp"
@@ -41,21 +42,6 @@ auto guarded(const char* what, Body&& body) -> decltype(body()) {
     return make_error(Errc::io, std::string(what) + ": " + e.what());
   }
 }
-
-class FileLock {
- public:
-  static Result<FileLock> acquire(const std::filesystem::path& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!fd.valid()) return Error::from_errno("open " + path.string());
-    while (::flock(fd.get(), LOCK_EX) != 0)
-      if (errno != EINTR) return Error::from_errno("lock " + path.string());
-    return FileLock(std::move(fd));
-  }
-
- private:
-  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;  // closing it releases the lock
-};
 
 Error corrupt(const std::filesystem::path& path, const std::string& what) {
   return make_error(Errc::bad_image, path.string() + ": corrupt image index: " + what);

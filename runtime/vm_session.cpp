@@ -66,12 +66,15 @@ Result<std::unique_ptr<VmSession>> VmSession::boot(const VmSpec& spec, int ready
   config.memory_mib = spec.memory_mib;
   config.rng = true;
   config.disks = spec.disks;
+  config.nets = spec.nets;
   config.vsock = virtio::VsockOptions{kGuestCid, vsock_path};
   config.console_fd = spec.console_fd;
   config.handle_signals = false;
   config.start_ns = spec.start_ns;
 
-  std::unique_ptr<VmSession> session(new VmSession(HYPER_TRY(EventFd::create()), std::move(dir_fd)));
+  // Not inside the new-expression: a HYPER_TRY returning there would leak the allocation.
+  EventFd stopped = HYPER_TRY(EventFd::create());
+  std::unique_ptr<VmSession> session(new VmSession(std::move(stopped), std::move(dir_fd)));
   HYPER_CHECK(session->start(std::move(config), std::move(listener), ready_timeout_ms));
   return session;
 }

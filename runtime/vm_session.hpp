@@ -11,6 +11,7 @@
 
 #include "runtime/agent_client.hpp"
 #include "virtio/blk.hpp"
+#include "virtio/net.hpp"
 #include "vmm/event_fd.hpp"
 #include "vmm/machine.hpp"
 
@@ -21,6 +22,7 @@ struct VmSpec {
   uint32_t cpus = 1;
   uint64_t memory_mib = 256;
   std::vector<virtio::BlkOptions> disks;
+  std::vector<virtio::NetOptions> nets;
   int console_fd = -1;  // not owned
   uint64_t start_ns = 0;
 };

@@ -8,6 +8,8 @@
 #   tty        -t sessions for run and exec (through script(1) for a terminal)
 #   layers     whiteouts, hard links, and malicious layers that must stay contained
 #   formats    an OCI layout with gzip layers; a missing and a corrupt archive
+#   network    --tap: eth0 configured by the init through rtnetlink (address, route, MAC,
+#              resolv.conf), a ping to the host end, in a network namespace of its own
 #   agent      the agent protocol spoken by an independent client (tests/e2e/agent-probe):
 #              malformed messages get errors and the agent keeps serving; export of the
 #              writable layer with OCI whiteouts
@@ -80,6 +82,10 @@ case $group in
     expect_rc 125; expect_err "unable to find user nosuchuser"
     step=hostname; h run --rm --hostname box1 busybox sh -c 'hostname; grep box1 /etc/hosts'
     expect_rc 0; expect_out "^box1$"; expect_out "box1"
+    step=cpus-memory; h run --rm --cpus 2 -m 200m busybox sh -c 'nproc; grep MemTotal /proc/meminfo'
+    expect_rc 0; expect_out "^2$"
+    kib=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' "$work/out")
+    [ -n "$kib" ] && [ "$kib" -gt $((150 * 1024)) ] && [ "$kib" -le $((200 * 1024)) ] || fail "MemTotal $kib kB for -m 200m"
     step=stdin; timeout 150 "$hyper" run --rm -i busybox sh -c 'tr a-z A-Z; echo done' \
       <<<"piped through" >"$work/out" 2>"$work/err"; rc=$?
     expect_rc 0; expect_out_exactly $'PIPED THROUGH\ndone'
@@ -212,6 +218,26 @@ case $group in
     step=corrupt-archive; head -c 3000 "$work/oci.tar" >"$work/cut.tar"; h load -i "$work/cut.tar"
     expect_rc 1
     [ -s "$work/err" ] || fail "no message for a truncated archive"
+    ;;
+
+  network)
+    load_busybox
+    command -v ip >/dev/null || fail "ip (iproute2) is needed"
+    modprobe tun 2>/dev/null || true  # the rig's kernel has it as a module
+    ns=hyper-e2e-$$
+    ip netns add "$ns" || fail "could not create a network namespace"
+    trap 'ip netns del "$ns" 2>/dev/null; pkill -KILL -f "$HYPER_ROOT" 2>/dev/null; rm -rf "$work"' EXIT
+    ip -n "$ns" tuntap add dev hyt0 mode tap && ip -n "$ns" addr add 10.0.2.1/24 dev hyt0 &&
+      ip -n "$ns" link set hyt0 up || fail "could not make the tap"
+    hn() { echo "[$group/$step] (netns) hyper $*" >&2; timeout 150 ip netns exec "$ns" "$hyper" "$@" >"$work/out" 2>"$work/err" </dev/null; rc=$?; }
+    step=tap; hn run --rm --tap hyt0,ip=10.0.2.15/24,gw=10.0.2.1,mac=02:00:00:00:00:15,dns=10.0.2.1 busybox \
+      sh -c 'ip -4 addr show eth0; ip route; cat /etc/resolv.conf /sys/class/net/eth0/address; ping -c 1 -W 10 10.0.2.1'
+    expect_rc 0; expect_out "inet 10.0.2.15/24"; expect_out "default via 10.0.2.1"; expect_out "nameserver 10.0.2.1"
+    expect_out "02:00:00:00:00:15"; expect_out "1 packets received"
+    step=bad-tap; hn run --rm --tap hyt0,ip=10.0.2.15 busybox true
+    expect_rc 125; expect_err "prefix length"
+    step=missing-tap; hn run --rm --tap nosuchtap,ip=10.0.2.15/24 busybox true
+    expect_rc 125; expect_err "nosuchtap"
     ;;
 
   agent)

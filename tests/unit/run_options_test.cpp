@@ -224,3 +224,21 @@ TEST_CASE("run options: entrypoint and command follow Docker's rules") {
   bare.config.cmd.clear();
   CHECK_FALSE(container_config(parse({"img"}), bare).ok());
 }
+
+TEST_CASE("run options: --tap names the tap first, then the address and the optional parts") {
+  auto net = hyper::cli::parse_tap("tap0,ip=10.0.2.15/24,gw=10.0.2.1,mac=02:00:00:00:00:15,dns=10.0.2.1,dns=10.0.2.2");
+  REQUIRE(net.ok());
+  CHECK(net->tap == "tap0");
+  CHECK(net->address == "10.0.2.15/24");
+  CHECK(net->gateway == "10.0.2.1");
+  CHECK(net->mac == "02:00:00:00:00:15");
+  CHECK(net->dns == std::vector<std::string>{"10.0.2.1", "10.0.2.2"});
+  CHECK(hyper::cli::parse_tap("t,ip=192.168.7.2/30").ok());
+  for (const char* bad : {"", "ip=10.0.2.15/24", "tap0", "tap0,ip=10.0.2.15", "tap0,ip=10.0.2.300/24",
+                          "tap0,ip=10.0.2.15/33", "tap0,ip=10.0.2.15/", "tap0,ip=10.0.2.15/2x", "tap0,ip=10.0.2.15/24,gw=x",
+                          "tap0,ip=10.0.2.15/24,mac=01:00:00:00:00:01", "tap0,ip=10.0.2.15/24,bogus=1",
+                          "a-very-long-tap-name,ip=10.0.2.15/24"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(hyper::cli::parse_tap(bad).ok());
+  }
+}

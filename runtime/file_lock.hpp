@@ -1,0 +1,33 @@
+// An exclusive flock(2) on a lock file, held while the object lives: the image store, the
+// per-image root filesystem build and the scratch-disk template are each changed by one
+// `hyper` process at a time.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "vmm/result.hpp"
+#include "vmm/unique_fd.hpp"
+
+namespace hyper::runtime {
+
+class FileLock {
+ public:
+  // Creates the file when missing, then waits for the lock.
+  static Result<FileLock> acquire(const std::filesystem::path& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid()) return Error::from_errno("open " + path.string());
+    while (::flock(fd.get(), LOCK_EX) != 0)
+      if (errno != EINTR) return Error::from_errno("lock " + path.string());
+    return FileLock(std::move(fd));
+  }
+
+ private:
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;  // closing it releases the lock
+};
+
+}  // namespace hyper::runtime
