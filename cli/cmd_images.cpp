@@ -16,6 +16,12 @@ namespace po = boost::program_options;
 }  // namespace
 
 int cmd_load(const GlobalOptions& global, const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    std::printf("Usage: hyper load -i ARCHIVE [-q]\n\nLoad images from a docker-archive tar, an OCI layout tar or an "
+                "OCI layout directory,\nverify them and build their root filesystems\n\n"
+                "  -i, --input ARCHIVE   the archive\n  -q, --quiet           print nothing but errors\n");
+    return 0;
+  }
   std::string input;
   bool quiet = false;
   po::options_description desc;
@@ -51,6 +57,10 @@ int cmd_load(const GlobalOptions& global, const std::vector<std::string>& args) 
 }
 
 int cmd_images(const GlobalOptions& global, const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    std::printf("Usage: hyper images [-q]\n\nList images\n\n  -q, --quiet   only the image IDs\n");
+    return 0;
+  }
   bool quiet = false;
   po::options_description desc;
   desc.add_options()("quiet,q", po::bool_switch(&quiet), "only IDs");

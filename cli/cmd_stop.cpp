@@ -116,6 +116,11 @@ int for_each_container(const GlobalOptions& global, const std::vector<std::strin
 }  // namespace
 
 int cmd_stop(const GlobalOptions& global, const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    std::printf("Usage: hyper stop [-t SECONDS] CONTAINER...\n\nStop running containers: the image's stop signal "
+                "(SIGTERM), then SIGKILL\n\n  -t, --time SECONDS   grace time before SIGKILL (default 10)\n");
+    return 0;
+  }
   po::options_description desc;
   int timeout = 10;
   desc.add_options()("time,t", po::value<int>(&timeout), "seconds to wait before killing");
@@ -131,6 +136,11 @@ int cmd_stop(const GlobalOptions& global, const std::vector<std::string>& args) 
 }
 
 int cmd_kill(const GlobalOptions& global, const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    std::printf("Usage: hyper kill [-s SIGNAL] CONTAINER...\n\nSend a signal to the main process of running "
+                "containers\n\n  -s, --signal SIGNAL   name or number (default KILL)\n");
+    return 0;
+  }
   po::options_description desc;
   std::string signal = "KILL";
   desc.add_options()("signal,s", po::value<std::string>(&signal), "signal to send");
@@ -149,6 +159,10 @@ int cmd_kill(const GlobalOptions& global, const std::vector<std::string>& args) 
 }
 
 int cmd_wait(const GlobalOptions& global, const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    std::printf("Usage: hyper wait CONTAINER...\n\nBlock until containers stop, then print their exit codes\n");
+    return 0;
+  }
   po::options_description desc;
   po::variables_map vm;
   auto refs = parse(args, desc, vm);

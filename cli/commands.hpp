@@ -29,6 +29,13 @@ int cmd_inspect(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_load(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_images(const GlobalOptions&, const std::vector<std::string>&);
 
+// Whether a command without a trailing command line of its own was asked for --help.
+inline bool wants_help(const std::vector<std::string>& args) {
+  for (const auto& arg : args)
+    if (arg == "--help") return true;
+  return false;
+}
+
 // "hyper: MESSAGE" on stderr; returns `code`.
 int report(const std::string& message, int code);
 
