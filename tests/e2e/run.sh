@@ -159,6 +159,12 @@ case $group in
     wait_for sh -c "! kill -0 $pid 2>/dev/null" || fail "the VMM survived SIGKILL"
     h ps -a; expect_rc 0; expect_out "keep"; expect_out "Exited (137)"
     h inspect keep; expect_out '"Running": false'
+    step=logs-follow; h run -d --name brief busybox sh -c 'echo one; sleep 2; echo two >&2; sleep 1; echo three'
+    expect_rc 0
+    h logs -f brief  # returns once the container has exited, with everything it wrote
+    expect_rc 0; expect_out_exactly $'one\nthree'; expect_err '^two$'
+    h logs --tail 1 brief; expect_out_exactly three
+    h rm brief; expect_rc 0
     step=rm-running; h run -d --name busy busybox sleep 1000
     h rm busy; expect_rc 1; expect_err "cannot remove a running container\|You cannot remove a running container"
     h rm -f busy; expect_rc 0
