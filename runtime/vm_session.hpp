@@ -36,7 +36,6 @@ class VmSession {
   VmSession& operator=(const VmSession&) = delete;
 
   AgentConnection& agent() { return *agent_; }
-  [[nodiscard]] const Json& ready_event() const { return ready_; }
   // Readable once the VM has stopped.
   [[nodiscard]] int stopped_fd() const { return stopped_.fd(); }
   // Waits for the VM to power off; after `timeout_ms` it is stopped.
