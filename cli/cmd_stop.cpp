@@ -61,9 +61,8 @@ Result<Container> wait_until_exited(const ContainerStore& store, const std::stri
 
 Status stop_one(const ContainerStore& store, const Container& container, int timeout_s) {
   if (container.state.status != ContainerStatus::running) return {};
-  const int sig = container.config.stop_signal.empty() ? SIGTERM : parse_signal(container.config.stop_signal).ok()
-                                                                        ? parse_signal(container.config.stop_signal).value()
-                                                                        : SIGTERM;
+  const auto image_signal = parse_signal(container.config.stop_signal);  // "" fails too: SIGTERM then
+  const int sig = image_signal.ok() ? image_signal.value() : SIGTERM;
   const auto now = std::chrono::steady_clock::now();
   if (signal_container(container, sig).ok()) {
     auto after = HYPER_TRY(wait_until_exited(store, container.id, now + std::chrono::seconds(timeout_s)));

@@ -174,7 +174,8 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
 int run_monitor(const Paths& paths, ContainerStore& store, const Container& container, const MonitorOptions& options) {
   auto signals = forwarded_signals_fd();
   UniqueFd signal_fd = signals.ok() ? std::move(signals).value() : UniqueFd();
-  const uint64_t ticks = process_start_ticks(::getpid()).ok() ? process_start_ticks(::getpid()).value() : 0;
+  const auto own_ticks = process_start_ticks(::getpid());
+  const uint64_t ticks = own_ticks.ok() ? own_ticks.value() : 0;
   (void)store.update_state(container, [&](ContainerState& state) {
     state = ContainerState{};
     state.status = ContainerStatus::running;
