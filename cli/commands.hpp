@@ -12,6 +12,8 @@ namespace hyper::cli {
 
 struct GlobalOptions {
   std::optional<std::string> root;  // --root: the state directory (see runtime/paths.hpp)
+  // --insecure-registry HOST[:PORT]: spoken to over plain HTTP (see docs/images.md)
+  std::vector<std::string> insecure_registries;
 };
 
 using Command = int (*)(const GlobalOptions&, const std::vector<std::string>&);
@@ -28,6 +30,18 @@ int cmd_rm(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_inspect(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_load(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_images(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_pull(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_push(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_login(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_logout(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_tag(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_rmi(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_image(const GlobalOptions&, const std::vector<std::string>&);  // "image SUBCOMMAND"
+int cmd_image_inspect(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_image_prune(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_save(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_import(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_commit(const GlobalOptions&, const std::vector<std::string>&);
 
 // Whether a command without a trailing command line of its own was asked for --help.
 inline bool wants_help(const std::vector<std::string>& args) {

@@ -30,6 +30,16 @@ constexpr CommandEntry kCommands[] = {
     {"inspect", cmd_inspect, "Return low-level information on containers"},
     {"load", cmd_load, "Load an image from a tar archive or an OCI layout"},
     {"images", cmd_images, "List images"},
+    {"pull", cmd_pull, "Download an image from a registry"},
+    {"push", cmd_push, "Upload an image to a registry"},
+    {"login", cmd_login, "Log in to a registry"},
+    {"logout", cmd_logout, "Log out from a registry"},
+    {"tag", cmd_tag, "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"},
+    {"rmi", cmd_rmi, "Remove one or more images"},
+    {"image", cmd_image, "Manage images (ls, pull, push, rm, tag, inspect, prune, save, load, import)"},
+    {"save", cmd_save, "Save one or more images to a tar archive"},
+    {"import", cmd_import, "Import the contents from a tarball to create a filesystem image"},
+    {"commit", cmd_commit, "Create a new image from a container's changes"},
 };
 
 void usage() {
@@ -39,6 +49,8 @@ void usage() {
       "Options:\n"
       "      --root DIR   state directory (default: $HYPER_ROOT, else /var/lib/hyper for root,\n"
       "                   else $XDG_DATA_HOME/hyper or ~/.local/share/hyper)\n"
+      "      --insecure-registry HOST[:PORT]\n"
+      "                   talk to this registry over plain HTTP (repeatable; see docs/images.md)\n"
       "  -h, --help       print this help\n"
       "  -v, --version    print the version\n\n"
       "Commands:\n");
@@ -71,7 +83,13 @@ Parsed parse_globals(const std::vector<std::string>& args, GlobalOptions& global
       std::printf("Hyper version %s\n", kVersion);
       return {i, 0};
     }
-    if (arg == "--root") {
+    if (arg == "--insecure-registry") {
+      if (i + 1 == args.size())
+        return {i, report("flag needs an argument: --insecure-registry\nSee 'hyper --help'.", 125)};
+      global.insecure_registries.push_back(args[++i]);
+    } else if (arg.rfind("--insecure-registry=", 0) == 0) {
+      global.insecure_registries.push_back(arg.substr(std::string("--insecure-registry=").size()));
+    } else if (arg == "--root") {
       if (i + 1 == args.size()) return {i, report("flag needs an argument: --root\nSee 'hyper --help'.", 125)};
       global.root = args[++i];
     } else if (arg.rfind("--root=", 0) == 0) {

@@ -95,16 +95,18 @@ Status make_ext4(const std::filesystem::path& path, uint64_t size_mib, uint64_t 
 
 Result<std::filesystem::path> ensure_rootfs(const ImageStore& store, const Image& image,
                                             const std::function<void(const std::string&)>& progress) {
-  const auto dir = store.image_dir(image);
+  const auto dir = HYPER_TRY(store.derived_dir(image));
   const auto target = dir / kRootfsName;
   const auto stamp = dir / (std::string(kRootfsName) + ".v") += kBuilderVersion;
   if (::access(stamp.c_str(), F_OK) == 0 && ::access(target.c_str(), R_OK) == 0) return target;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return make_error(Errc::io, "create " + dir.string() + ": " + ec.message());
+  // Shared with pulls, exclusive for prune, which would otherwise delete a build's directory.
+  const auto in_use = HYPER_TRY(store.writer_lock());
   auto lock = HYPER_TRY(FileLock::acquire(dir / "build.lock"));
   if (::access(stamp.c_str(), F_OK) == 0 && ::access(target.c_str(), R_OK) == 0) return target;  // built meanwhile
-  progress("Building the root filesystem of " + image.id.substr(0, 19) + " (once per image)");
+  progress("Building the root filesystem of " + image.id.substr(0, 19) + " (once per set of layers)");
   HYPER_CHECK(build_rootfs(store, image, dir, target));
   UniqueFd stamp_fd(::open(stamp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
   if (!stamp_fd.valid()) return Error::from_errno("create " + stamp.string());

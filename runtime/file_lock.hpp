@@ -17,15 +17,19 @@ namespace hyper::runtime {
 class FileLock {
  public:
   // Creates the file when missing, then waits for the lock.
-  static Result<FileLock> acquire(const std::filesystem::path& path) {
+  static Result<FileLock> acquire(const std::filesystem::path& path) { return lock(path, LOCK_EX); }
+  // Many holders at once, none while an exclusive holder has it.
+  static Result<FileLock> acquire_shared(const std::filesystem::path& path) { return lock(path, LOCK_SH); }
+
+ private:
+  static Result<FileLock> lock(const std::filesystem::path& path, int operation) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd.valid()) return Error::from_errno("open " + path.string());
-    while (::flock(fd.get(), LOCK_EX) != 0)
+    while (::flock(fd.get(), operation) != 0)
       if (errno != EINTR) return Error::from_errno("lock " + path.string());
     return FileLock(std::move(fd));
   }
 
- private:
   explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
   UniqueFd fd_;  // closing it releases the lock
 };

@@ -18,6 +18,7 @@
 #include "runtime/image_archive.hpp"
 #include "runtime/image_blobs.hpp"
 #include "runtime/image_formats.hpp"
+#include "runtime/image_index.hpp"
 #include "vmm/file_io.hpp"
 #include "vmm/unique_fd.hpp"
 
@@ -25,11 +26,8 @@ namespace hyper::runtime {
 namespace {
 
 using formats::Json;
+using namespace index_file;
 
-constexpr const char* kIndexFile = "index.json";
-constexpr const char* kLockFile = "lock";
-// The index holds a line or two per image; this bounds a corrupt one, not a real one.
-constexpr uint64_t kMaxIndexBytes = uint64_t{64} << 20;
 constexpr uint64_t kStreamAlignment = 4096;
 
 // nlohmann::json and std::filesystem report misuse and allocation failure by throwing;
@@ -41,55 +39,6 @@ auto guarded(const char* what, Body&& body) -> decltype(body()) {
   } catch (const std::exception& e) {
     return make_error(Errc::io, std::string(what) + ": " + e.what());
   }
-}
-
-Error corrupt(const std::filesystem::path& path, const std::string& what) {
-  return make_error(Errc::bad_image, path.string() + ": corrupt image index: " + what);
-}
-
-// {"images": {"<id>": {"manifest": "sha256:..", "tags": [...]}}}; absent means empty.
-Result<Json> read_index(const std::filesystem::path& path) {
-  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return Json{{"images", Json::object()}};
-  const auto text = HYPER_TRY(blobs::read_small_file(path, kMaxIndexBytes));
-  auto index = HYPER_TRY(formats::parse_json(text, path.string()));
-  if (!index.is_object() || !index.contains("images") || !index["images"].is_object())
-    return corrupt(path, "no \"images\" object");
-  for (const auto& [id, entry] : index["images"].items()) {
-    if (!blobs::is_sha256_digest(id) || !entry.is_object() || !entry.contains("manifest") ||
-        !entry["manifest"].is_string() || !blobs::is_sha256_digest(entry["manifest"].get<std::string>()) ||
-        !entry.contains("tags") || !entry["tags"].is_array())
-      return corrupt(path, "bad entry for " + id);
-    for (const auto& tag : entry["tags"])
-      if (!tag.is_string()) return corrupt(path, "bad tag of " + id);
-  }
-  return index;
-}
-
-Status write_index(const std::filesystem::path& path, const Json& index) {
-  const auto suffix = HYPER_TRY(blobs::random_hex(8));
-  const auto temp = path.parent_path() / (path.filename().string() + ".tmp-" + suffix);
-  const Status written = blobs::write_file_synced(temp, index.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
-  if (written.ok() && ::rename(temp.c_str(), path.c_str()) == 0) return blobs::sync_dir(path.parent_path());
-  const Error error = written.ok() ? Error::from_errno("rename " + path.string()) : written.error();
-  ::unlink(temp.c_str());
-  return error;
-}
-
-// Moves each tag to its image, as `docker load` does: an image that loses its last tag
-// stays, untagged.
-void add_to_index(Json& images, const archive_reader::ArchiveImage& image) {
-  for (auto& [id, entry] : images.items()) {
-    if (id == image.id) continue;
-    auto& tags = entry["tags"];
-    for (const auto& tag : image.tags)
-      tags.erase(std::remove(tags.begin(), tags.end(), Json(tag)), tags.end());
-  }
-  auto& entry = images[image.id];
-  if (!entry.is_object()) entry = Json{{"tags", Json::array()}};
-  entry["manifest"] = image.manifest_digest;
-  auto& tags = entry["tags"];
-  for (const auto& tag : image.tags)
-    if (std::find(tags.begin(), tags.end(), Json(tag)) == tags.end()) tags.push_back(tag);
 }
 
 // A load killed half-way leaves its staging directory behind; one a day old is
@@ -179,6 +128,8 @@ Result<std::vector<Image>> read_all(const ImageStore& store, const std::filesyst
   for (const auto& [id, entry] : index["images"].items()) {
     auto image = HYPER_TRY(read_image(store, id, entry["manifest"].get<std::string>()));
     for (const auto& tag : entry["tags"]) image.tags.push_back(tag.get<std::string>());
+    if (entry.contains("digests"))
+      for (const auto& digest : entry["digests"]) image.repo_digests.push_back(digest.get<std::string>());
     images.push_back(std::move(image));
   }
   return images;
@@ -188,7 +139,7 @@ Result<std::vector<Image>> read_all(const ImageStore& store, const std::filesyst
 
 Result<ImageStore> ImageStore::open(const std::filesystem::path& dir) {
   return guarded("opening the image store", [&]() -> Result<ImageStore> {
-    for (const auto& sub : {dir / "blobs" / "sha256", dir / "by-id"}) {
+    for (const auto& sub : {dir / "blobs" / "sha256", dir / "by-chain", dir / "partial", dir / "tmp"}) {
       std::error_code ec;
       std::filesystem::create_directories(sub, ec);
       if (ec) return make_error(Errc::io, "create " + sub.string() + ": " + ec.message());
@@ -202,8 +153,10 @@ std::filesystem::path ImageStore::blob_path(const std::string& digest) const {
   return dir_ / "blobs" / digest.substr(0, colon) / digest.substr(colon == std::string::npos ? 0 : colon + 1);
 }
 
-std::filesystem::path ImageStore::image_dir(const Image& image) const {
-  return dir_ / "by-id" / image.id.substr(image.id.find(':') + 1);
+Result<std::filesystem::path> ImageStore::derived_dir(const Image& image) const {
+  const auto chain = HYPER_TRY(chain_id(image.diff_ids));
+  if (chain.empty()) return make_error(Errc::bad_image, "image " + image.id + " has no layers");
+  return dir_ / "by-chain" / chain.substr(chain.find(':') + 1);
 }
 
 Result<std::vector<Image>> ImageStore::load(const std::filesystem::path& archive) {
@@ -227,7 +180,7 @@ Result<std::vector<Image>> ImageStore::load(const std::filesystem::path& archive
     {
       const auto lock = HYPER_TRY(FileLock::acquire(dir_ / kLockFile));
       auto index = HYPER_TRY(read_index(dir_ / kIndexFile));
-      for (const auto& image : loaded) add_to_index(index["images"], image);
+      for (const auto& image : loaded) move_tags(index["images"], image.id, image.manifest_digest, image.tags);
       HYPER_CHECK(write_index(dir_ / kIndexFile, index));
     }
 
@@ -255,9 +208,21 @@ Result<Image> ImageStore::find(const std::string& reference) const {
     if (const auto normalized = normalize_reference(reference); normalized.ok()) {
       const size_t at = normalized.value().find('@');
       for (const auto& image : images) {
+        const auto& name = normalized.value();
+        const auto has = [&](const std::vector<std::string>& list, const std::string& item) {
+          return std::find(list.begin(), list.end(), item) != list.end();
+        };
+        // "name:tag@digest" is found by its digest, as Docker does.
+        std::string by_digest;
+        if (at != std::string::npos) {
+          const std::string repository = name.substr(0, at);
+          const size_t colon = repository.rfind(':');
+          const bool tagged = colon != std::string::npos && colon > repository.rfind('/');
+          by_digest = repository.substr(0, tagged ? colon : repository.size()) + name.substr(at);
+        }
         const bool match = at != std::string::npos
-                               ? image.manifest_digest == normalized.value().substr(at + 1)
-                               : std::find(image.tags.begin(), image.tags.end(), normalized.value()) != image.tags.end();
+                               ? image.manifest_digest == name.substr(at + 1) || has(image.repo_digests, by_digest)
+                               : has(image.tags, name);
         if (match) return image;
       }
     }
@@ -296,20 +261,30 @@ Result<std::vector<Image>> ImageStore::list() const {
 Result<std::vector<LayerSpan>> ImageStore::write_layer_stream(const Image& image, int fd) const {
   return guarded("writing layers", [&]() -> Result<std::vector<LayerSpan>> {
     static const std::vector<uint8_t> zeros(kStreamAlignment);
+    if (image.diff_ids.size() != image.layers.size())
+      return make_error(Errc::bad_image, "image " + image.id + ": " + std::to_string(image.layers.size()) +
+                                             " layers but " + std::to_string(image.diff_ids.size()) + " diff_ids");
     std::vector<LayerSpan> spans;
     uint64_t position = 0;
-    for (const auto& layer : image.layers) {
+    for (size_t i = 0; i < image.layers.size(); ++i) {
+      const auto& layer = image.layers[i];
       if (!blobs::is_sha256_digest(layer.digest))
         return make_error(Errc::bad_image, "malformed layer digest \"" + layer.digest + "\"");
       const auto compression = blobs::compression_of(layer.media_type);
       if (!compression.ok())
         return make_error(compression.error().code, "layer " + layer.digest + ": " + compression.error().message);
       LayerSpan span{position, 0};
+      auto hasher = HYPER_TRY(blobs::Sha256::create());
       const auto copy = [&](const uint8_t* data, size_t size) {
         span.size += size;
+        hasher.update(data, size);
         return write_all(fd, data, size, "the layer stream");
       };
       HYPER_CHECK(blobs::for_each_plain_chunk(blob_path(layer.digest), compression.value(), copy));
+      const auto diff_id = HYPER_TRY(hasher.finish());
+      if (diff_id != image.diff_ids[i])
+        return make_error(Errc::bad_image, "layer " + layer.digest + " unpacks to " + diff_id + ", but the config says " +
+                                               image.diff_ids[i]);
       position += span.size;
       const uint64_t padding = (kStreamAlignment - position % kStreamAlignment) % kStreamAlignment;
       HYPER_CHECK(write_all(fd, zeros.data(), padding, "the layer stream"));

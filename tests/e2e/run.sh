@@ -13,6 +13,9 @@
 #   agent      the agent protocol spoken by an independent client (tests/e2e/agent-probe):
 #              malformed messages get errors and the agent keeps serving; export of the
 #              writable layer with OCI whiteouts
+#   commit     hyper commit of a running container (a new file, a deletion as a whiteout,
+#              --change, -m, -a), the committed image run, hyper save read back with
+#              tar; hyper import of a rootfs tar (gzip, and plain from stdin) run
 set -uo pipefail
 
 build=$1 group=$2
@@ -265,6 +268,56 @@ case $group in
     grep -q "tmp/ready-flag" "$work/out" && fail "/tmp is a tmpfs of its own: it must not be in the layer"
     tar -xOf "$work/layer.tar" root/new/file >"$work/out"; expect_out_exactly added
     h rm -f probe; expect_rc 0
+    ;;
+
+  commit)
+    load_busybox
+    step=run; h run -d --name c1 -e RUNENV=kept busybox sleep 1000
+    expect_rc 0
+    cid=$(cat "$work/out")
+    step=changes; h exec c1 sh -c 'echo committed-content >/new && rm /etc/motd && mkdir /root/dir && echo in-dir >/root/dir/f'
+    expect_rc 0
+    step=commit; h commit -a 'Tess Ter <t@example.com>' -c 'CMD ["cat","/new"]' -m msg c1 committed:1
+    expect_rc 0
+    image=$(cat "$work/out")
+    [[ $image =~ ^sha256:[0-9a-f]{64}$ ]] || fail "commit printed '$image', not an image ID"
+    step=still-running; h exec c1 cat /new; expect_rc 0; expect_out_exactly committed-content
+    step=run-committed; h run --rm committed:1
+    expect_rc 0; expect_out_exactly committed-content
+    # The container's environment is committed with it, as Docker does.
+    step=whiteout; h run --rm committed:1 sh -c 'test -e /etc/motd && echo motd-present; cat /root/dir/f; echo $RUNENV'
+    expect_rc 0; expect_out_exactly $'in-dir\nkept'
+    step=images; h images; expect_rc 0; expect_out "^committed .* ${image:7:12}"
+    step=saved-config; h save -o "$work/committed.tar" committed:1; expect_rc 0
+    python3 - "$work/committed.tar" >"$work/out" 2>"$work/err" <<'PY' || fail "the saved archive does not hold the commit"
+import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as tar:
+    entry = json.load(tar.extractfile("manifest.json"))[0]
+    config = json.load(tar.extractfile(entry["Config"]))
+    layer = tarfile.open(fileobj=tar.extractfile(entry["Layers"][-1])).getnames()
+last = config["history"][-1]
+print(entry["RepoTags"], len(entry["Layers"]), last["comment"], last["author"], config["container"][:12],
+      config["config"]["Cmd"], "new" in layer, "etc/.wh.motd" in layer)
+PY
+    expect_out_exactly "['committed:1'] 2 msg Tess Ter <t@example.com> ${cid:0:12} ['cat', '/new'] True True"
+    step=commit-stopped; h stop -t 1 c1; expect_rc 0
+    h commit c1 never:1; expect_rc 1; expect_err "commit needs a running container"
+    h rm c1; expect_rc 0
+    # The busybox image's own layer as a root filesystem: the same diff_id, so the
+    # imported images share its flattened rootfs and need no builder VM.
+    step=import; layer=$(tar -tf "$work/busybox.tar" | grep 'layer.tar$' | head -n 1)
+    tar -xOf "$work/busybox.tar" "$layer" >"$work/rootfs.tar" || fail "no layer in the busybox archive"
+    gzip -c "$work/rootfs.tar" >"$work/rootfs.tar.gz"
+    h import -c 'CMD ["/bin/sh","-c","echo imported-ok; cat /etc/motd"]' -c 'ENV PATH=/bin' -m 'from e2e' \
+      "$work/rootfs.tar.gz" imported:1
+    expect_rc 0
+    [[ $(cat "$work/out") =~ ^sha256:[0-9a-f]{64}$ ]] || fail "import printed '$(cat "$work/out")', not an image ID"
+    h run --rm imported:1; expect_rc 0; expect_out_exactly $'imported-ok\noriginal'
+    step=import-stdin; timeout 150 "$hyper" import - imported:2 <"$work/rootfs.tar" >"$work/out" 2>"$work/err"; rc=$?
+    expect_rc 0
+    h run --rm imported:2 /bin/echo via-stdin; expect_rc 0; expect_out_exactly via-stdin
+    step=import-junk; head -c 4096 /dev/urandom >"$work/junk"; h import "$work/junk" junk:1
+    expect_rc 1; expect_err "not a tar archive"
     ;;
 
   *) echo "unknown group $group" >&2; exit 2 ;;

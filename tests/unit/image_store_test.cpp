@@ -318,7 +318,9 @@ TEST_CASE("image store: loads a docker-archive, verified and indexed") {
   CHECK(image.config.working_dir == "/work");
   CHECK(image.config.user == "1000");
   CHECK(image.config.stop_signal == "SIGQUIT");
-  CHECK(f.store.image_dir(image) == f.scratch.path() / "images/by-id" / hex_of(image.id));
+  const auto chain = chain_id(image.diff_ids);
+  REQUIRE(chain.ok());
+  CHECK(f.store.derived_dir(image).value() == f.scratch.path() / "images/by-chain" / hex_of(*chain));
 
   // The generated manifest is a stored blob too, and names what was loaded.
   const auto manifest = Json::parse(read_file(f.store.blob_path(image.manifest_digest)));

@@ -1,0 +1,19 @@
+// How sizes and times read in Docker's tables: "4.52MB", "3 hours ago".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace hyper::cli {
+
+// Three significant digits and decimal units: "4.52MB", "812kB", "17B".
+std::string human_size(uint64_t bytes);
+// Seconds from an RFC 3339 UTC time ("2024-05-01T12:00:00.5Z") to now.
+std::optional<double> seconds_since(const std::string& rfc3339);
+// "Less than a second", "5 seconds", "About a minute", "3 hours", "2 weeks".
+std::string human_duration(double seconds);
+// "3 hours ago"; empty for a time that does not parse.
+std::string ago(const std::string& rfc3339);
+
+}  // namespace hyper::cli

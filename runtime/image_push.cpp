@@ -1,0 +1,228 @@
+#include "runtime/image_push.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "runtime/image_blobs.hpp"
+#include "runtime/image_formats.hpp"
+#include "vmm/unique_fd.hpp"
+
+namespace hyper::runtime {
+namespace {
+
+std::string short_id(const std::string& digest) { return digest.substr(digest.find(':') + 1, 12); }
+
+std::string with_query(const std::string& url, const std::string& query) {
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + query;
+}
+
+struct BlobToPush {
+  std::string digest;
+  uint64_t size = 0;
+  bool is_layer = true;
+};
+
+struct Push {
+  ImageStore& store;
+  RegistryClient& client;
+  ReferenceParts parts;
+  const PushOptions& options;
+  std::vector<std::string> mount_sources;  // other repositories of this registry the image came from
+  std::mutex report_mutex;
+  std::atomic<bool> failed{false};
+
+  [[nodiscard]] std::vector<std::string> scopes(const std::string& mount_from = {}) const {
+    std::vector<std::string> out{"repository:" + parts.repository + ":pull,push"};
+    if (!mount_from.empty()) out.push_back("repository:" + mount_from + ":pull");
+    return out;
+  }
+  void report(const ProgressEvent& event) {
+    if (!options.progress) return;
+    const std::lock_guard lock(report_mutex);
+    options.progress(event);
+  }
+  std::string what(const BlobToPush& blob) const { return "push " + parts.name() + ": blob " + blob.digest; }
+
+  Result<bool> exists(const BlobToPush& blob);
+  // The upload's location, or nullopt when the registry mounted the blob from `from`.
+  Result<std::optional<std::string>> start_upload(const BlobToPush& blob, const std::string& from);
+  Status upload(const BlobToPush& blob, std::string location);
+  Status push_blob(const BlobToPush& blob);
+  Status push_blobs(const std::vector<BlobToPush>& blobs);
+};
+
+Result<bool> Push::exists(const BlobToPush& blob) {
+  http::Request request;
+  request.method = "HEAD";
+  request.url = "/v2/" + parts.repository + "/blobs/" + blob.digest;
+  const auto response = HYPER_TRY(client.send(request, scopes()));
+  if (response.status == 404) return false;
+  HYPER_CHECK(RegistryClient::check(response, what(blob)));
+  return true;
+}
+
+Result<std::optional<std::string>> Push::start_upload(const BlobToPush& blob, const std::string& from) {
+  http::Request request;
+  request.method = "POST";
+  request.url = "/v2/" + parts.repository + "/blobs/uploads/";
+  if (!from.empty()) request.url += "?mount=" + http::url_escape(blob.digest) + "&from=" + http::url_escape(from);
+  const auto response = HYPER_TRY(client.send(request, scopes(from)));
+  if (!from.empty() && response.status == 201) return std::optional<std::string>();
+  HYPER_CHECK(RegistryClient::check(response, what(blob)));
+  const std::string location = response.header("location");
+  if (response.status != 202 || location.empty())
+    return make_error(Errc::io, what(blob) + ": the registry started no upload (status " + std::to_string(response.status) + ")");
+  return std::optional<std::string>(client.absolute(location));
+}
+
+Status Push::upload(const BlobToPush& blob, std::string location) {
+  UniqueFd fd(::open(store.blob_path(blob.digest).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Error::from_errno("open " + store.blob_path(blob.digest).string());
+  const std::string id = short_id(blob.digest);
+  const auto send_absolute = [&](http::Request request) -> Result<http::Response> {
+    // The upload's URL is absolute already: RegistryClient::send prefixes only paths.
+    request.url = request.url.substr(client.url("").size());
+    return client.send(std::move(request), scopes());
+  };
+  uint64_t offset = 0;
+  if (blob.size > options.chunk_size) {
+    while (offset < blob.size) {
+      const uint64_t size = std::min(options.chunk_size, blob.size - offset);
+      http::Request request;
+      request.method = "PATCH";
+      request.url = location;
+      request.headers = {"Content-Type: application/octet-stream",
+                         "Content-Range: " + std::to_string(offset) + "-" + std::to_string(offset + size - 1)};
+      request.upload_fd = fd.get();
+      request.upload_offset = offset;
+      request.upload_size = size;
+      const auto response = HYPER_TRY(send_absolute(request));
+      HYPER_CHECK(RegistryClient::check(response, what(blob) + ": chunk at " + std::to_string(offset)));
+      if (const auto next = response.header("location"); !next.empty()) location = client.absolute(next);
+      offset += size;
+      report({id, "Pushing", offset, blob.size});
+      if (failed.load()) return make_error(Errc::io, "cancelled");
+    }
+  }
+  http::Request request;
+  request.method = "PUT";
+  request.url = with_query(location, "digest=" + http::url_escape(blob.digest));
+  request.headers = {"Content-Type: application/octet-stream"};
+  request.upload_fd = fd.get();
+  request.upload_offset = offset;
+  request.upload_size = blob.size - offset;
+  const auto response = HYPER_TRY(send_absolute(request));
+  HYPER_CHECK(RegistryClient::check(response, what(blob)));
+  return {};
+}
+
+Status Push::push_blob(const BlobToPush& blob) {
+  const std::string id = short_id(blob.digest);
+  if (HYPER_TRY(exists(blob))) {
+    if (blob.is_layer) report({id, "Layer already exists", 0, 0});
+    return {};
+  }
+  std::optional<std::string> location;
+  for (const auto& from : mount_sources) {
+    location = HYPER_TRY(start_upload(blob, from));
+    if (!location) {
+      if (blob.is_layer) report({id, "Mounted from " + from, 0, 0});
+      return {};
+    }
+    break;  // the registry could not mount it, but started an upload instead
+  }
+  if (!location) location = HYPER_TRY(start_upload(blob, ""));
+  if (blob.is_layer) report({id, "Pushing", 0, blob.size});
+  HYPER_CHECK(upload(blob, *location));
+  if (blob.is_layer) report({id, "Pushed", blob.size, blob.size});
+  return {};
+}
+
+Status Push::push_blobs(const std::vector<BlobToPush>& blobs) {
+  for (const auto& blob : blobs)
+    if (blob.is_layer) report({short_id(blob.digest), "Preparing", 0, 0});
+  std::atomic<size_t> next{0};
+  std::mutex error_mutex;
+  std::optional<Error> first_error;
+  const auto work = [&] {
+    for (size_t i = next++; i < blobs.size() && !failed.load(); i = next++) {
+      if (Status status = push_blob(blobs[i]); !status.ok()) {
+        const std::lock_guard lock(error_mutex);
+        if (!first_error && status.error().message != "cancelled") first_error = status.error();
+        failed = true;
+      }
+    }
+  };
+  const size_t workers = std::min<size_t>(blobs.size(), static_cast<size_t>(std::max(1, options.max_concurrent_uploads)));
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < workers; ++i) threads.emplace_back(work);
+  work();
+  for (auto& thread : threads) thread.join();
+  if (first_error) return *first_error;
+  return {};
+}
+
+// The repositories of `domain` that the image has tags or digests in, except `skip`.
+std::vector<std::string> mount_sources(const Image& image, const std::string& domain, const std::string& skip) {
+  std::vector<std::string> out;
+  std::vector<std::string> names = image.tags;
+  names.insert(names.end(), image.repo_digests.begin(), image.repo_digests.end());
+  for (const auto& name : names) {
+    const auto parts = parse_reference(name);
+    if (!parts.ok() || parts->domain != domain || parts->repository == skip) continue;
+    if (std::find(out.begin(), out.end(), parts->repository) == out.end()) out.push_back(parts->repository);
+  }
+  return out;
+}
+
+Result<std::string> manifest_media_type(const std::string& bytes) {
+  const auto doc = HYPER_TRY(formats::parse_json(bytes, "manifest"));
+  if (const auto it = doc.find("mediaType"); it != doc.end() && it->is_string()) return it->get<std::string>();
+  // OCI manifests may leave it out; Docker's always carry it.
+  return std::string(formats::kOciManifest);
+}
+
+}  // namespace
+
+Result<PushResult> push_image(ImageStore& store, const std::string& reference, const PushOptions& options) {
+  const auto parts = HYPER_TRY(parse_reference(reference));
+  if (!parts.digest.empty())
+    return make_error(Errc::invalid_argument, "cannot push a digest reference (" + reference + "): push a tag");
+  auto found = store.find(reference);
+  if (!found.ok())
+    return make_error(found.error().code == Errc::not_found ? Errc::invalid_argument : found.error().code,
+                      found.error().code == Errc::not_found ? "An image does not exist locally with the tag: " + familiar_name(reference)
+                                                             : found.error().message);
+  const Image image = std::move(*found);
+  auto client = HYPER_TRY(RegistryClient::create(parts.domain, options.registry));
+  Push push{store, *client, parts, options, mount_sources(image, parts.domain, parts.repository), {}, {}};
+
+  std::vector<BlobToPush> blobs;
+  for (const auto& layer : image.layers) blobs.push_back({layer.digest, layer.size, true});
+  HYPER_CHECK(push.push_blobs(blobs));
+  const auto config = HYPER_TRY(store.read_blob_text(image.id));
+  HYPER_CHECK(push.push_blob({image.id, config.size(), false}));
+
+  const auto manifest = HYPER_TRY(store.read_blob_text(image.manifest_digest));
+  http::Request request;
+  request.method = "PUT";
+  request.url = "/v2/" + parts.repository + "/manifests/" + parts.tag;
+  request.headers = {"Content-Type: " + HYPER_TRY(manifest_media_type(manifest))};
+  request.body = manifest;
+  const auto response = HYPER_TRY(client->send(request, push.scopes()));
+  HYPER_CHECK(RegistryClient::check(response, "push " + parts.name() + ":" + parts.tag + ": manifest"));
+  if (const auto digest = response.header("docker-content-digest"); !digest.empty() && digest != image.manifest_digest)
+    return make_error(Errc::io, "push " + parts.name() + ": the registry stored the manifest as " + digest +
+                                    ", not " + image.manifest_digest);
+  (void)HYPER_TRY(store.add_image(image.manifest_digest, {}, {parts.name() + "@" + image.manifest_digest}));
+  return PushResult{parts.tag, image.manifest_digest, manifest.size()};
+}
+
+}  // namespace hyper::runtime
