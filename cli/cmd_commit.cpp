@@ -27,16 +27,16 @@ struct NewImageFlags {
 };
 
 // The flags commit and import share (-c, -m), plus commit's own when `commit` is set.
-Result<NewImageFlags> parse_new_image_flags(const std::vector<std::string>& args, bool commit) {
+Result<NewImageFlags> parse_new_image_flags(std::vector<std::string> args, bool commit) {
   NewImageFlags out;
   po::options_description desc;
   desc.add_options()("change,c", po::value<std::vector<std::string>>(&out.image.changes)->composing())(
       "message,m", po::value<std::string>(&out.image.comment));
   if (commit) {
     // Docker pauses the container during a commit; a microVM cannot be paused (yet), so
-    // the flag is taken for compatibility and does nothing.
-    desc.add_options()("author,a", po::value<std::string>(&out.image.author))(
-        "pause,p", po::value<bool>()->implicit_value(true));
+    // -p, --pause and --pause=BOOL are taken for compatibility and do nothing.
+    std::erase_if(args, [](const std::string& arg) { return arg.rfind("--pause=", 0) == 0 || arg.rfind("-p=", 0) == 0; });
+    desc.add_options()("author,a", po::value<std::string>(&out.image.author))("pause,p", po::bool_switch());
   }
   po::variables_map vm;
   out.positional = HYPER_TRY(parse_command_line(args, desc, vm));

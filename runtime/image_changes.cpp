@@ -9,6 +9,8 @@
 #include <string_view>
 #include <utility>
 
+#include "runtime/dockerfile_words.hpp"
+
 namespace hyper::runtime::changes {
 namespace {
 
@@ -18,8 +20,6 @@ using KeyValues = std::vector<std::pair<std::string, std::string>>;
 Error invalid(const std::string& message) { return make_error(Errc::invalid_argument, message); }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_'; }
-bool is_name_char(char c) { return is_name_start(c) || std::isdigit(static_cast<unsigned char>(c)) != 0; }
 
 std::string_view trim(std::string_view text) {
   while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
@@ -46,131 +46,13 @@ std::optional<std::string> env_value(const Json& config, std::string_view name) 
   return std::nullopt;
 }
 
-// Dockerfile words: quotes group and are removed, backslashes escape, $VAR expands from
-// the config's Env as it is when the instruction starts.
-class Lexer {
- public:
-  explicit Lexer(const Json& config) : config_(config) {}
-
-  Result<std::vector<std::string>> words(std::string_view text) { return run(text, true); }
-  // The whole text as one word: its whitespace is kept.
-  Result<std::string> word(std::string_view text) {
-    auto out = HYPER_TRY(run(text, false));
-    return out.empty() ? std::string() : out.front();
-  }
-
- private:
-  Result<std::vector<std::string>> run(std::string_view text, bool split);
-  Status double_quoted(std::string_view text, size_t& at, std::string& out);
-  Result<std::string> expand(std::string_view text, size_t& at);
-  Result<std::string> expand_braced(std::string_view inner);
-
-  const Json& config_;
-};
-
-Result<std::vector<std::string>> Lexer::run(std::string_view text, bool split) {
-  std::vector<std::string> out;
-  std::string current;
-  bool in_word = false;
-  for (size_t at = 0; at < text.size();) {
-    const char c = text[at];
-    if (split && is_space(c)) {
-      if (in_word) out.push_back(std::exchange(current, {}));
-      in_word = false;
-      ++at;
-      continue;
-    }
-    in_word = true;
-    if (c == '\'') {
-      const size_t end = text.find('\'', at + 1);
-      if (end == std::string_view::npos) return invalid("unmatched single quote");
-      current.append(text.substr(at + 1, end - at - 1));
-      at = end + 1;
-    } else if (c == '"') {
-      HYPER_CHECK(double_quoted(text, at, current));
-    } else if (c == '\\' && at + 1 < text.size()) {
-      current += text[at + 1];
-      at += 2;
-    } else if (c == '$') {
-      current += HYPER_TRY(expand(text, at));
-    } else {
-      current += c;
-      ++at;
-    }
-  }
-  if (in_word) out.push_back(std::move(current));
-  return out;
+// Variables for Dockerfile words: the config's Env as it is when an instruction starts.
+dockerfile::Lookup env_lookup(const Json& config) {
+  return [&config](std::string_view name) { return env_value(config, name); };
 }
 
-// From the opening quote at `at` to past the closing one; inside, a backslash escapes
-// only what the shell lets it escape there.
-Status Lexer::double_quoted(std::string_view text, size_t& at, std::string& out) {
-  for (++at; at < text.size();) {
-    const char c = text[at];
-    if (c == '"') {
-      ++at;
-      return {};
-    }
-    if (c == '\\' && at + 1 < text.size() && std::string_view("\"\\$`").find(text[at + 1]) != std::string_view::npos) {
-      out += text[at + 1];
-      at += 2;
-    } else if (c == '$') {
-      out += HYPER_TRY(expand(text, at));
-    } else {
-      out += c;
-      ++at;
-    }
-  }
-  return invalid("unmatched double quote");
-}
-
-// `at` is on a '$'; moves past the variable. A '$' that starts no variable is itself.
-Result<std::string> Lexer::expand(std::string_view text, size_t& at) {
-  if (at + 1 < text.size() && text[at + 1] == '{') {
-    int depth = 0;
-    for (size_t end = at + 1; end < text.size(); ++end) {
-      if (text[end] == '{') ++depth;
-      if (text[end] == '}' && --depth == 0) {
-        const auto inner = text.substr(at + 2, end - at - 2);
-        at = end + 1;
-        return expand_braced(inner);
-      }
-    }
-    return invalid("missing '}' in " + std::string(text.substr(at)));
-  }
-  size_t end = at + 1;
-  if (end >= text.size() || !is_name_start(text[end])) {
-    ++at;
-    return std::string("$");
-  }
-  while (end < text.size() && is_name_char(text[end])) ++end;
-  const auto name = text.substr(at + 1, end - at - 1);
-  at = end;
-  return env_value(config_, name).value_or("");
-}
-
-// NAME, NAME:-word, NAME-word, NAME:+word, NAME+word.
-Result<std::string> Lexer::expand_braced(std::string_view inner) {
-  size_t end = 0;
-  if (!inner.empty() && is_name_start(inner[0]))
-    while (end < inner.size() && is_name_char(inner[end])) ++end;
-  if (end == 0) return invalid("bad substitution: ${" + std::string(inner) + "}");
-  const auto value = env_value(config_, inner.substr(0, end));
-  auto modifier = inner.substr(end);
-  if (modifier.empty()) return value.value_or("");
-  const bool colon = modifier.front() == ':';
-  if (colon) modifier.remove_prefix(1);
-  if (modifier.empty() || (modifier.front() != '-' && modifier.front() != '+'))
-    return invalid("unsupported substitution: ${" + std::string(inner) + "}");
-  // With ':' an empty value counts as unset.
-  const bool set = value.has_value() && !(colon && value->empty());
-  const bool use_word = modifier.front() == '-' ? !set : set;
-  if (!use_word) return modifier.front() == '-' ? *value : std::string();
-  return word(modifier.substr(1));
-}
-
-Result<KeyValues> key_values(Lexer& lexer, std::string_view args) {
-  const auto words = HYPER_TRY(lexer.words(args));
+Result<KeyValues> key_values(dockerfile::WordReader& reader, std::string_view args) {
+  const auto words = HYPER_TRY(reader.words(args));
   if (words.empty()) return invalid("requires at least one argument");
   KeyValues out;
   if (words.front().find('=') == std::string::npos) {
@@ -179,7 +61,9 @@ Result<KeyValues> key_values(Lexer& lexer, std::string_view args) {
     while (split < args.size() && !is_space(args[split])) ++split;
     const auto rest = trim(args.substr(split));
     if (rest.empty()) return invalid("must have two arguments (NAME VALUE) or be of the form NAME=VALUE");
-    out.emplace_back(HYPER_TRY(lexer.word(args.substr(0, split))), HYPER_TRY(lexer.word(rest)));
+    auto key = HYPER_TRY(reader.word(args.substr(0, split)));
+    auto value = HYPER_TRY(reader.word(rest));
+    out.emplace_back(std::move(key), std::move(value));
     return out;
   }
   for (const auto& word : words) {
@@ -284,8 +168,8 @@ struct State {
   bool cmd_set = false;  // a CMD came earlier: a later ENTRYPOINT keeps it
 };
 
-Result<std::string> single_word(Lexer& lexer, std::string_view args) {
-  const auto words = HYPER_TRY(lexer.words(args));
+Result<std::string> single_word(dockerfile::WordReader& reader, std::string_view args) {
+  const auto words = HYPER_TRY(reader.words(args));
   if (words.size() != 1) return invalid("requires exactly one argument");
   return words.front();
 }
@@ -303,8 +187,8 @@ Status change_entrypoint(State& state, std::string_view args) {
 }
 
 Status change_env(State& state, std::string_view args) {
-  Lexer lexer(state.config);
-  const auto pairs = HYPER_TRY(key_values(lexer, args));
+  dockerfile::WordReader reader(env_lookup(state.config));
+  const auto pairs = HYPER_TRY(key_values(reader, args));
   Json& env = *HYPER_TRY(member_of_type(state.config, "Env", Json::value_t::array));
   for (const auto& [key, value] : pairs) {
     const std::string prefix = key + "=";
@@ -321,22 +205,22 @@ Status change_env(State& state, std::string_view args) {
 }
 
 Status change_label(State& state, std::string_view args) {
-  Lexer lexer(state.config);
-  const auto pairs = HYPER_TRY(key_values(lexer, args));
+  dockerfile::WordReader reader(env_lookup(state.config));
+  const auto pairs = HYPER_TRY(key_values(reader, args));
   Json& labels = *HYPER_TRY(member_of_type(state.config, "Labels", Json::value_t::object));
   for (const auto& [key, value] : pairs) labels[key] = value;
   return {};
 }
 
 Status change_user(State& state, std::string_view args) {
-  Lexer lexer(state.config);
-  state.config["User"] = HYPER_TRY(single_word(lexer, args));
+  dockerfile::WordReader reader(env_lookup(state.config));
+  state.config["User"] = HYPER_TRY(single_word(reader, args));
   return {};
 }
 
 Status change_workdir(State& state, std::string_view args) {
-  Lexer lexer(state.config);
-  const auto dir = HYPER_TRY(lexer.word(args));
+  dockerfile::WordReader reader(env_lookup(state.config));
+  const auto dir = HYPER_TRY(reader.word(args));
   if (dir.empty()) return invalid("requires a directory");
   std::string base = "/";
   if (const auto current = state.config.find("WorkingDir"); current != state.config.end() && current->is_string())
@@ -346,8 +230,8 @@ Status change_workdir(State& state, std::string_view args) {
 }
 
 Status change_expose(State& state, std::string_view args) {
-  Lexer lexer(state.config);
-  const auto specs = HYPER_TRY(lexer.words(args));
+  dockerfile::WordReader reader(env_lookup(state.config));
+  const auto specs = HYPER_TRY(reader.words(args));
   Json& ports = *HYPER_TRY(member_of_type(state.config, "ExposedPorts", Json::value_t::object));
   for (const auto& spec : specs)
     for (const auto& port : HYPER_TRY(exposed_ports(spec))) ports[port] = Json::object();
@@ -362,8 +246,8 @@ Status change_volume(State& state, std::string_view args) {
   if (parsed.is_array() && std::all_of(parsed.begin(), parsed.end(), [](const Json& item) { return item.is_string(); })) {
     for (const auto& item : parsed) paths.push_back(item.get<std::string>());
   } else {
-    Lexer lexer(state.config);
-    paths = HYPER_TRY(lexer.words(args));
+    dockerfile::WordReader reader(env_lookup(state.config));
+    paths = HYPER_TRY(reader.words(args));
   }
   Json& volumes = *HYPER_TRY(member_of_type(state.config, "Volumes", Json::value_t::object));
   for (const auto& path : paths) {
@@ -375,8 +259,8 @@ Status change_volume(State& state, std::string_view args) {
 }
 
 Status change_stop_signal(State& state, std::string_view args) {
-  Lexer lexer(state.config);
-  const auto signal = HYPER_TRY(single_word(lexer, args));
+  dockerfile::WordReader reader(env_lookup(state.config));
+  const auto signal = HYPER_TRY(single_word(reader, args));
   HYPER_CHECK(check_signal(signal));
   state.config["StopSignal"] = signal;
   return {};

@@ -10,9 +10,9 @@
 //   EXPOSE 80 53/udp 8000-8002   into "ExposedPorts" as {"80/tcp": {}}
 //   VOLUME /a /b  or ["/a"]      into "Volumes"
 //
-// Words are split and unquoted the Dockerfile way ('…', "…", backslash escapes), and
-// $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alternative} are expanded from the config's Env
-// in every instruction but CMD and ENTRYPOINT (their shell does that). Other Dockerfile
+// Words are read the Dockerfile way (runtime/dockerfile_words.hpp): quotes, escapes, and
+// $VAR, ${VAR:-default}, ... expanded from the config's Env as it is when the instruction
+// starts, in every instruction but CMD and ENTRYPOINT (their shell does that). Other Dockerfile
 // instructions (RUN, COPY, ONBUILD, HEALTHCHECK, ...) are refused: Errc::invalid_argument.
 #pragma once
 

@@ -81,7 +81,7 @@ Result<FetchedManifest> Pull::fetch_manifest(const std::string& reference) {
   manifest.media_type = response.header("content-type");
   if (const size_t semicolon = manifest.media_type.find(';'); semicolon != std::string::npos)
     manifest.media_type.resize(semicolon);
-  if (manifest.media_type.find("manifest.v1") != std::string::npos)
+  if (manifest.media_type.find("vnd.docker.distribution.manifest.v1") != std::string::npos)
     return make_error(Errc::unsupported, parts.name() + ": Docker image manifest schema 1 is not supported (deprecated)");
   manifest.doc = HYPER_TRY(formats::parse_json(manifest.bytes, parts.name() + ": manifest"));
   return manifest;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -34,7 +35,9 @@ struct Push {
   RegistryClient& client;
   ReferenceParts parts;
   const PushOptions& options;
-  std::vector<std::string> mount_sources;  // other repositories of this registry the image came from
+  // Per blob: other repositories of this registry that have it, as far as the store knows
+  // (from the tags and repository digests of the images that contain it).
+  std::map<std::string, std::vector<std::string>> mount_sources;
   std::mutex report_mutex;
   std::atomic<bool> failed{false};
 
@@ -130,13 +133,14 @@ Status Push::push_blob(const BlobToPush& blob) {
     return {};
   }
   std::optional<std::string> location;
-  for (const auto& from : mount_sources) {
+  // One try: a registry that cannot mount starts an ordinary upload instead.
+  if (const auto it = mount_sources.find(blob.digest); it != mount_sources.end() && !it->second.empty()) {
+    const std::string& from = it->second.front();
     location = HYPER_TRY(start_upload(blob, from));
     if (!location) {
       if (blob.is_layer) report({id, "Mounted from " + from, 0, 0});
       return {};
     }
-    break;  // the registry could not mount it, but started an upload instead
   }
   if (!location) location = HYPER_TRY(start_upload(blob, ""));
   if (blob.is_layer) report({id, "Pushing", 0, blob.size});
@@ -169,15 +173,30 @@ Status Push::push_blobs(const std::vector<BlobToPush>& blobs) {
   return {};
 }
 
-// The repositories of `domain` that the image has tags or digests in, except `skip`.
-std::vector<std::string> mount_sources(const Image& image, const std::string& domain, const std::string& skip) {
-  std::vector<std::string> out;
-  std::vector<std::string> names = image.tags;
-  names.insert(names.end(), image.repo_digests.begin(), image.repo_digests.end());
-  for (const auto& name : names) {
-    const auto parts = parse_reference(name);
-    if (!parts.ok() || parts->domain != domain || parts->repository == skip) continue;
-    if (std::find(out.begin(), out.end(), parts->repository) == out.end()) out.push_back(parts->repository);
+// For each blob of `image`, the repositories of `domain` other than `skip` that some
+// stored image containing it is tagged in or was pulled from or pushed to; the image's own
+// come first.
+std::map<std::string, std::vector<std::string>> mount_sources(const std::vector<Image>& stored, const Image& image,
+                                                              const std::string& domain, const std::string& skip) {
+  std::vector<const Image*> order{&image};
+  for (const auto& other : stored)
+    if (other.id != image.id) order.push_back(&other);
+  std::map<std::string, std::vector<std::string>> out;
+  for (const Image* candidate : order) {
+    std::vector<std::string> repositories;
+    std::vector<std::string> names = candidate->tags;
+    names.insert(names.end(), candidate->repo_digests.begin(), candidate->repo_digests.end());
+    for (const auto& name : names) {
+      const auto parts = parse_reference(name);
+      if (parts.ok() && parts->domain == domain && parts->repository != skip) repositories.push_back(parts->repository);
+    }
+    for (const auto& layer : candidate->layers) {
+      if (std::none_of(image.layers.begin(), image.layers.end(), [&](const LayerRef& l) { return l.digest == layer.digest; }))
+        continue;
+      auto& sources = out[layer.digest];
+      for (const auto& repository : repositories)
+        if (std::find(sources.begin(), sources.end(), repository) == sources.end()) sources.push_back(repository);
+    }
   }
   return out;
 }
@@ -202,7 +221,8 @@ Result<PushResult> push_image(ImageStore& store, const std::string& reference, c
                                                              : found.error().message);
   const Image image = std::move(*found);
   auto client = HYPER_TRY(RegistryClient::create(parts.domain, options.registry));
-  Push push{store, *client, parts, options, mount_sources(image, parts.domain, parts.repository), {}, {}};
+  const auto stored = HYPER_TRY(store.list());
+  Push push{store, *client, parts, options, mount_sources(stored, image, parts.domain, parts.repository), {}, {}};
 
   std::vector<BlobToPush> blobs;
   for (const auto& layer : image.layers) blobs.push_back({layer.digest, layer.size, true});

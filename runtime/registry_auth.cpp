@@ -48,6 +48,11 @@ class Scanner {
     while (pos_ < text_.size() && is_token_char(text_[pos_])) ++pos_;
     return std::string(text_.substr(start, pos_ - start));
   }
+  std::string bare_value() {
+    const size_t start = pos_;
+    while (pos_ < text_.size() && text_[pos_] != ',' && text_[pos_] != ' ' && text_[pos_] != '\t' && text_[pos_] != '"') ++pos_;
+    return std::string(text_.substr(start, pos_ - start));
+  }
   // A quoted-string after its opening quote; nullopt when it never closes.
   std::optional<std::string> quoted() {
     std::string out;
@@ -103,7 +108,8 @@ Result<std::vector<Challenge>> parse_www_authenticate(std::string_view header) {
         if (!quoted) return bad_challenge(header, "unterminated quoted string");
         value = std::move(*quoted);
       } else {
-        value = scan.token();
+        // RFC 7235 wants a token here; registries send URLs unquoted too.
+        value = scan.bare_value();
       }
       challenge.params[name] = std::move(value);
       scan.skip_spaces();

@@ -62,8 +62,7 @@ free_port() {
 
 # wait_port_file FILE PID WHAT: waits for a helper to write its port (10 s)
 wait_port_file() {
-  local i
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     [ -s "$1" ] && { cat "$1"; return 0; }
     kill -0 "$2" 2>/dev/null || reg_die "$3 exited at start"
     sleep 0.1
@@ -215,7 +214,7 @@ YML
 }
 
 registry_start() {
-  local mode=${1:-plain} dir port attempt pid code i
+  local mode=${1:-plain} dir port pid code
   case $mode in plain|basic|token) ;; *) reg_die "registry_start: unknown mode '$mode' (plain|basic|token)" ;; esac
   registry_require_tools
   dir=$(mktemp -d "$REG_WORK/registry.XXXXXX")
@@ -233,13 +232,13 @@ registry_start() {
     TOKEN_SERVER=127.0.0.1:$(wait_port_file "$dir/token.port" "$pid" "token-server (see $dir/token-server.err)") || exit 1
     export TOKEN_SERVER TOKEN_LOG
   fi
-  for attempt in 1 2 3; do
+  for _ in 1 2 3; do
     port=$(free_port)
     reg_write_config "$dir" "$port" "$mode"
     # docker-registry reads REGISTRY_* variables as configuration: give it a clean environment.
     env -i PATH="$PATH" HOME="$dir" docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
     pid=$!
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
       code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null) || true
       case $code in 200|401) break ;; esac
       kill -0 "$pid" 2>/dev/null || break
@@ -274,5 +273,5 @@ proxy_start() {
 proxy_stop() {
   [ -n "$PROXY_PID" ] || return 0
   kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true
-  PROXY_PID=
+  PROXY_PID='' PROXY='' PROXY_LOG=''
 }

@@ -12,7 +12,8 @@
 #   token     token-server registry: anonymous pull of public/, anonymous push and
 #             anonymous pull of a private repository refused, a wrong password refused
 #             with the token server's message, login, then push and private pull work
-#   skopeo    both ways: skopeo-pushed pulled by hyper, hyper-pushed copied by skopeo;
+#   skopeo    both ways: skopeo-pushed (Docker and OCI manifests) pulled by hyper,
+#             hyper-pushed (pulled and loaded images) copied by skopeo;
 #             skopeo's docker-archive and oci-archive load with the same image ID;
 #             `hyper save` output read by skopeo as docker-archive and oci-archive
 #   failures  a corrupt blob in the registry's storage, a corrupt blob on the wire, a
@@ -22,6 +23,7 @@
 #             push of shared layers mounts them from another repository
 # Requests go through tests/registry/fault-proxy where the test needs to see or disturb
 # them. Everything listens on and talks to 127.0.0.1 only.
+# REGISTRY_TESTS_KEEP_GOING=1 reports every failed check instead of stopping at the first.
 set -euo pipefail
 
 [ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR GROUP" >&2; exit 2; }
@@ -188,7 +190,7 @@ group_plain() {
     fail "the pushed image's layers differ from the original's"
   [ "$(registry_config_digest "$REGISTRY/other/busybox:2")" = "$id" ] || fail "the pushed config is not $id"
 
-  step=tag-push-by-tag
+  step='tag-push-by-tag'
   h tag "$ref" "$REGISTRY/test/busybox:v2"; expect_rc 0
   h push "$REGISTRY/test/busybox:v2"; expect_rc 0
   [ "$(registry_config_digest "$REGISTRY/test/busybox:v2")" = "$id" ] || fail "test/busybox:v2's config is not $id"
@@ -347,6 +349,17 @@ group_skopeo() {
   pull_ok "$ref" "$digest"
   [ "$(image_field "$ref" 'd[0]["Id"]')" = "$id" ] || fail "the pulled image is not $id"
 
+  step=skopeo-oci-to-hyper
+  # The same image pushed by skopeo as an OCI manifest (--format oci).
+  local oci_ref=$REGISTRY/test/oci:1 oci_digest
+  skopeo_push "docker-archive:$REG_WORK/img.tar" "$oci_ref" --format oci
+  [ "$(skopeo_inspect --raw "docker://$oci_ref" | json - 'd["mediaType"]')" = application/vnd.oci.image.manifest.v1+json ] ||
+    fail "skopeo did not push an OCI manifest"
+  oci_digest=$(skopeo_digest "$oci_ref")
+  pull_ok "$oci_ref" "$oci_digest"
+  [ "$(image_field "$oci_ref" 'd[0]["Id"]')" = "$(registry_config_digest "$oci_ref")" ] ||
+    fail "the OCI image pulled has another ID than its config's digest"
+
   step=hyper-to-skopeo
   h tag "$ref" "$REGISTRY/hyper/pushed:1"; expect_rc 0
   h push "$REGISTRY/hyper/pushed:1"; expect_rc 0
@@ -374,11 +387,15 @@ group_skopeo() {
   [ "$(image_field skopeo/x:1 'd[0]["Id"]')" = "$id" ] || fail "skopeo's docker-archive loads as another image than the pull"
 
   step=skopeo-oci-archive
+  # Converting to OCI, skopeo rewrites the config (another image ID): compare with its config.
   sk copy --quiet --src-tls-verify=false "docker://$ref" "oci-archive:$REG_WORK/y.tar:skopeo/y:1" ||
     fail "skopeo copy to oci-archive failed"
   h load -i "$REG_WORK/y.tar"; expect_rc 0
   expect_out "Loaded image: skopeo/y:1"
-  [ "$(image_field skopeo/y:1 'd[0]["Id"]')" = "$id" ] || fail "skopeo's oci-archive loads as another image than the pull"
+  [ "$(image_field skopeo/y:1 'd[0]["Id"]')" = "$(sk inspect --raw "oci-archive:$REG_WORK/y.tar" | json - 'd["config"]["digest"]')" ] ||
+    fail "skopeo's oci-archive loads with another ID than its config's digest"
+  [ "$(json "$out" '" ".join(d[0]["RootFS"]["Layers"])')" = "$(registry_diff_ids "$ref")" ] ||
+    fail "skopeo's oci-archive loads with other layers than the pull"
 
   step=save-docker-archive; root=$pull_root
   h save -o "$REG_WORK/z.tar" "$ref"; expect_rc 0
@@ -386,15 +403,17 @@ group_skopeo() {
   sk inspect "docker-archive:$REG_WORK/z.tar" >"$REG_WORK/z.inspect" || fail "skopeo cannot read hyper save's output as a docker-archive"
   [ "$(sk inspect --config "docker-archive:$REG_WORK/z.tar" | json - '" ".join(d["rootfs"]["diff_ids"])')" = \
     "$(registry_diff_ids "$ref")" ] || fail "the saved image has other diff_ids"
-  sk copy --quiet "docker-archive:$REG_WORK/z.tar" "oci:$REG_WORK/oci-saved:z" || fail "skopeo copy docker-archive:z.tar oci: failed"
-  [ "$(sk inspect --raw "oci:$REG_WORK/oci-saved:z" | json - 'd["config"]["digest"]')" = "$id" ] ||
+  [ "$(sk inspect --raw "docker-archive:$REG_WORK/z.tar" | json - 'd["config"]["digest"]')" = "$id" ] ||
     fail "the saved image's config is not $id"
+  sk copy --quiet "docker-archive:$REG_WORK/z.tar" "oci:$REG_WORK/oci-saved:z" || fail "skopeo copy docker-archive:z.tar oci: failed"
+  [ "$(sk inspect --config "oci:$REG_WORK/oci-saved:z" | json - '" ".join(d["rootfs"]["diff_ids"])')" = \
+    "$(registry_diff_ids "$ref")" ] || fail "skopeo's OCI copy of the saved image has other diff_ids"
   step=save-oci-archive
   tar -tf "$REG_WORK/z.tar" | grep -qx 'index.json' ||
     fail "hyper save wrote no index.json: not the combined docker-archive + OCI layout of Docker 25"
   tar -tf "$REG_WORK/z.tar" | grep -qx 'oci-layout' || fail "hyper save wrote index.json but no oci-layout"
   sk copy --quiet "oci-archive:$REG_WORK/z.tar" "oci:$REG_WORK/oci-saved2:z" || fail "skopeo cannot read hyper save's output as an oci-archive"
-  [ "$(sk inspect --raw "oci:$REG_WORK/oci-saved2:z" | json - 'd["config"]["digest"]')" = "$id" ] ||
+  [ "$(sk inspect --raw "oci-archive:$REG_WORK/z.tar" | json - 'd["config"]["digest"]')" = "$id" ] ||
     fail "the saved OCI image's config is not $id"
   step=save-load-roundtrip; new_root
   h load -i "$REG_WORK/z.tar"; expect_rc 0
@@ -478,8 +497,8 @@ group_failures() {
   new_root
   echo "[$group/$step] hyper pull $PROXY/fail/resume:1 (throttled, to be killed)" >&2
   "$hyper_bin" --root "$root" "${INSECURE[@]}" pull "$PROXY/fail/resume:1" >"$out" 2>"$err" </dev/null &
-  local pid=$! i ready=
-  for i in $(seq 600); do
+  local pid=$! ready=
+  for _ in $(seq 600); do
     if grep -qE "^GET /v2/fail/resume/blobs/$small .*status=200 " "$PROXY_LOG" &&
        [ -n "$(find "$root/images/partial" -type f -size +1000k 2>/dev/null)" ]; then
       ready=1; break
@@ -494,7 +513,7 @@ group_failures() {
   kill -9 "$pid"; wait "$pid" 2>/dev/null || true
   local partial_size; partial_size=$(find "$root/images/partial" -type f -printf '%s\n' | sort -n | tail -n 1)
   echo "[$group/$step] killed with $partial_size bytes of $big downloaded" >&2
-  for i in $(seq 50); do grep -q "^GET /v2/fail/resume/blobs/$big .*aborted" "$PROXY_LOG" && break; sleep 0.1; done
+  for _ in $(seq 50); do grep -q "^GET /v2/fail/resume/blobs/$big .*aborted" "$PROXY_LOG" && break; sleep 0.1; done
   step=resume-rerun
   pull_ok "$PROXY/fail/resume:1" "$digest"
   local small_gets big_gets second
@@ -505,7 +524,7 @@ group_failures() {
   second=$(grep -E "^GET /v2/fail/resume/blobs/$big " "$PROXY_LOG" | tail -n 1)
   [[ $second =~ range=bytes=([0-9]+)- ]] || fail "the second download of the interrupted layer had no Range header: $second"
   local from=${BASH_REMATCH[1]}
-  [ "$from" -gt 0 ] && [ "$from" -le "$partial_size" ] || fail "resumed from byte $from; $partial_size were on disk"
+  { [ "$from" -gt 0 ] && [ "$from" -le "$partial_size" ]; } || fail "resumed from byte $from; $partial_size were on disk"
   [[ $second == *status=206* ]] || fail "the resumed download was not answered 206: $second"
   proxy_stop
 
@@ -520,7 +539,7 @@ group_failures() {
   expect_rc 1
   expect_err 'platform\|linux/amd64\|no matching manifest'
   [ "$(blob_count)" -eq 0 ] || fail "a pull with no matching platform stored blobs"
-  step=platform-arm64
+  step='platform-arm64'
   h pull --platform linux/arm64 "$REGISTRY/fail/arm64:1"
   expect_rc 0
   [ "$(image_field "$REGISTRY/fail/arm64:1" 'd[0]["Architecture"]')" = arm64 ] || fail "the image pulled for linux/arm64 is not arm64"
@@ -627,7 +646,7 @@ case $group in
   plain|basic|token|skopeo|failures|chunked) "group_$group" ;;
   *) echo "registry.sh: unknown group '$group' (plain basic token skopeo failures chunked)" >&2; exit 2 ;;
 esac
-step=done
+step='done'
 if [ -e "$REG_WORK/failed" ]; then
   echo "registry.$group: FAILED ($failures failures in the main shell, see above)" >&2
   exit 1

@@ -194,7 +194,9 @@ TEST_CASE("image import: a plain, gzip or zstd rootfs tar becomes a one-layer im
   const std::vector<std::pair<std::string, std::string>> inputs = {
       {"plain", tar}, {"gzip", compress(tar, ARCHIVE_FILTER_GZIP)}, {"zstd", compress(tar, ARCHIVE_FILTER_ZSTD)}};
   std::string layer_digest;
-  for (const auto& [name, bytes] : inputs) {
+  for (const auto& input : inputs) {
+    const std::string& name = input.first;  // structured bindings cannot be captured (clang)
+    const std::string& bytes = input.second;
     CAPTURE(name);
     write_file(scratch.path() / name, bytes);
     NewImage options;
