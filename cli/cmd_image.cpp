@@ -20,11 +20,6 @@ namespace {
 namespace po = boost::program_options;
 using Json = nlohmann::ordered_json;
 
-Result<runtime::ImageStore> open_image_store(const GlobalOptions& global) {
-  const auto paths = HYPER_TRY(runtime::resolve_paths(global.root));
-  return runtime::ImageStore::open(paths.images());
-}
-
 // Whether any container, running or not, was created from the image: such an image is
 // kept, so that the container can start again.
 Result<std::function<bool(const std::string&)>> image_use(const GlobalOptions& global) {

@@ -14,11 +14,6 @@ namespace {
 
 namespace po = boost::program_options;
 
-Result<runtime::ImageStore> open_image_store(const GlobalOptions& global) {
-  const auto paths = HYPER_TRY(runtime::resolve_paths(global.root));
-  return runtime::ImageStore::open(paths.images());
-}
-
 }  // namespace
 
 int cmd_load(const GlobalOptions& global, const std::vector<std::string>& args) {

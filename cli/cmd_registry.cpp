@@ -47,11 +47,6 @@ Result<runtime::RegistryOptions> registry_options(const GlobalOptions& global) {
   return options;
 }
 
-Result<runtime::ImageStore> open_image_store(const GlobalOptions& global) {
-  const auto paths = HYPER_TRY(runtime::resolve_paths(global.root));
-  return runtime::ImageStore::open(paths.images());
-}
-
 // Registry failures are the operation failing (1); bad input is the runtime's (125).
 int failure(const Error& error) { return report(error.message, error.code == Errc::invalid_argument ? 125 : 1); }
 

@@ -1,5 +1,4 @@
-// What the commands that act on existing containers (ps, logs, rm, inspect) share: their
-// flag parsing and the way to the container store.
+// What the commands share: their flag parsing and the way to the container and image stores.
 #pragma once
 
 #include <boost/program_options.hpp>
@@ -9,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "runtime/container_store.hpp"
+#include "runtime/image_store.hpp"
 #include "runtime/paths.hpp"
 #include "vmm/result.hpp"
 
@@ -36,6 +36,11 @@ inline Result<std::vector<std::string>> parse_command_line(const std::vector<std
 
 inline bool help_requested(const boost::program_options::variables_map& vm) {
   return vm.count("help") && vm["help"].as<bool>();
+}
+
+inline Result<runtime::ImageStore> open_image_store(const GlobalOptions& global) {
+  const runtime::Paths paths = HYPER_TRY(runtime::resolve_paths(global.root));
+  return runtime::ImageStore::open(paths.images());
 }
 
 inline Result<runtime::ContainerStore> open_container_store(const GlobalOptions& global) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "runtime/image_blobs.hpp"
+#include "runtime/parallel.hpp"
 #include "vmm/file_io.hpp"
 #include "vmm/unique_fd.hpp"
 
@@ -225,26 +226,10 @@ Status Pull::download_layer(const formats::Descriptor& layer) {
 Status Pull::download_layers(const std::vector<formats::Descriptor>& layers) {
   for (const auto& layer : layers)
     report({short_id(layer.digest), store.has_blob(layer.digest) ? "Already exists" : "Pulling fs layer", 0, 0});
-  std::atomic<size_t> next{0};
-  std::mutex error_mutex;
-  std::optional<Error> first_error;
-  const auto work = [&] {
-    for (size_t i = next++; i < layers.size() && !failed.load(); i = next++) {
-      if (store.has_blob(layers[i].digest)) continue;
-      if (Status status = download_layer(layers[i]); !status.ok()) {
-        const std::lock_guard lock(error_mutex);
-        if (!first_error && status.error().message != "cancelled") first_error = status.error();
-        failed = true;
-      }
-    }
-  };
-  const size_t workers = std::min<size_t>(layers.size(), static_cast<size_t>(std::max(1, options.max_concurrent_downloads)));
-  std::vector<std::thread> threads;
-  for (size_t i = 1; i < workers; ++i) threads.emplace_back(work);
-  work();
-  for (auto& thread : threads) thread.join();
-  if (first_error) return *first_error;
-  return {};
+  return run_in_parallel(layers.size(), options.max_concurrent_downloads, failed, [&](size_t i) -> Status {
+    if (store.has_blob(layers[i].digest)) return {};
+    return download_layer(layers[i]);
+  });
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include "runtime/image_blobs.hpp"
 #include "runtime/image_formats.hpp"
+#include "runtime/parallel.hpp"
 #include "vmm/unique_fd.hpp"
 
 namespace hyper::runtime {
@@ -152,25 +153,8 @@ Status Push::push_blob(const BlobToPush& blob) {
 Status Push::push_blobs(const std::vector<BlobToPush>& blobs) {
   for (const auto& blob : blobs)
     if (blob.is_layer) report({short_id(blob.digest), "Preparing", 0, 0});
-  std::atomic<size_t> next{0};
-  std::mutex error_mutex;
-  std::optional<Error> first_error;
-  const auto work = [&] {
-    for (size_t i = next++; i < blobs.size() && !failed.load(); i = next++) {
-      if (Status status = push_blob(blobs[i]); !status.ok()) {
-        const std::lock_guard lock(error_mutex);
-        if (!first_error && status.error().message != "cancelled") first_error = status.error();
-        failed = true;
-      }
-    }
-  };
-  const size_t workers = std::min<size_t>(blobs.size(), static_cast<size_t>(std::max(1, options.max_concurrent_uploads)));
-  std::vector<std::thread> threads;
-  for (size_t i = 1; i < workers; ++i) threads.emplace_back(work);
-  work();
-  for (auto& thread : threads) thread.join();
-  if (first_error) return *first_error;
-  return {};
+  return run_in_parallel(blobs.size(), options.max_concurrent_uploads, failed,
+                         [&](size_t i) { return push_blob(blobs[i]); });
 }
 
 // For each blob of `image`, the repositories of `domain` other than `skip` that some

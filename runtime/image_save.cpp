@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 
+#include "runtime/guarded.hpp"
 #include "runtime/image_blobs.hpp"
 #include "runtime/image_formats.hpp"
 #include "vmm/file_io.hpp"
@@ -21,15 +22,6 @@ namespace {
 using formats::Json;
 
 constexpr const char* kBlobDir = "blobs/sha256/";
-
-template <class Body>
-auto guarded(const char* what, Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::exception& e) {  // nlohmann::json throws on misuse and allocation failure
-    return make_error(Errc::io, std::string(what) + ": " + e.what());
-  }
-}
 
 std::string blob_name(const std::string& digest) { return kBlobDir + digest.substr(digest.find(':') + 1); }
 std::string repository_of(const std::string& tag) { return tag.substr(0, tag.rfind(':')); }

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "runtime/file_lock.hpp"
+#include "runtime/guarded.hpp"
 #include "runtime/image_archive.hpp"
 #include "runtime/image_blobs.hpp"
 #include "runtime/image_formats.hpp"
@@ -29,17 +30,6 @@ using formats::Json;
 using namespace index_file;
 
 constexpr uint64_t kStreamAlignment = 4096;
-
-// nlohmann::json and std::filesystem report misuse and allocation failure by throwing;
-// the store's callers only ever see values.
-template <class Body>
-auto guarded(const char* what, Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return make_error(Errc::io, std::string(what) + ": " + e.what());
-  }
-}
 
 // A load killed half-way leaves its staging directory behind; one a day old is
 // certainly not in use (loads take seconds to minutes).

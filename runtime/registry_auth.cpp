@@ -157,10 +157,11 @@ Result<std::string> base64_decode(std::string_view text) {
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                                 reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
   if (n < 0) return make_error(Errc::invalid_argument, "bad base64");
-  size_t size = static_cast<size_t>(n);
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --size;
-  out.resize(size);
+  // EVP_DecodeBlock counts the padding as zero bytes; more than two '=' is not base64.
+  size_t padding = 0;
+  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) ++padding;
+  if (padding > 2 || static_cast<size_t>(n) < padding) return make_error(Errc::invalid_argument, "bad base64 padding");
+  out.resize(static_cast<size_t>(n) - padding);
   return out;
 }
 

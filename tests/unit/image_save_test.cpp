@@ -15,28 +15,7 @@ using namespace hyper::testing;
 
 namespace {
 
-std::string gzip(const std::string& data) {
-  archive* a = archive_write_new();
-  REQUIRE(archive_write_add_filter_gzip(a) == ARCHIVE_OK);
-  REQUIRE(archive_write_set_format_raw(a) == ARCHIVE_OK);
-  REQUIRE(archive_write_set_bytes_in_last_block(a, 1) == ARCHIVE_OK);
-  std::string out;
-  REQUIRE(archive_write_open2(
-              a, &out, nullptr,
-              [](archive*, void* sink, const void* buffer, size_t size) -> la_ssize_t {
-                static_cast<std::string*>(sink)->append(static_cast<const char*>(buffer), size);
-                return static_cast<la_ssize_t>(size);
-              },
-              nullptr, nullptr) == ARCHIVE_OK);
-  archive_entry* entry = archive_entry_new();
-  archive_entry_set_filetype(entry, AE_IFREG);
-  REQUIRE(archive_write_header(a, entry) == ARCHIVE_OK);
-  REQUIRE(archive_write_data(a, data.data(), data.size()) == static_cast<la_ssize_t>(data.size()));
-  archive_entry_free(entry);
-  REQUIRE(archive_write_close(a) == ARCHIVE_OK);
-  archive_write_free(a);
-  return out;
-}
+std::string gzip(const std::string& data) { return compress(data, ARCHIVE_FILTER_GZIP); }
 
 struct Fixture {
   ImageScratch scratch;

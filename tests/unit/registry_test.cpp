@@ -75,6 +75,8 @@ TEST_CASE("registry: base64 both ways") {
   CHECK(auth::base64_encode("alice:wonderland") == "YWxpY2U6d29uZGVybGFuZA==");
   CHECK_FALSE(auth::base64_decode("abc").ok());
   CHECK_FALSE(auth::base64_decode("a!c=").ok());
+  CHECK_FALSE(auth::base64_decode("====").ok());  // found by fuzz_registry
+  CHECK_FALSE(auth::base64_decode("a===").ok());
 }
 
 TEST_CASE("registry: credentials live in config.json beside what docker keeps there") {
