@@ -32,6 +32,7 @@ Result<runtime::RegistryOptions> registry_options(const GlobalOptions& global) {
     for (const auto host : runtime::blobs::split(env, ','))
       if (!host.empty()) options.insecure.emplace_back(host);
   const auto paths = HYPER_TRY(runtime::resolve_paths(global.root));
+  options.certs_dirs = {(paths.root / "certs.d").string(), "/etc/docker/certs.d"};
   const auto config_path = paths.root / "config.json";
   if (::access(config_path.c_str(), F_OK) == 0) {
     const auto text = HYPER_TRY(runtime::blobs::read_small_file(config_path, 1 << 20));

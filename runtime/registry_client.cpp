@@ -1,5 +1,7 @@
 #include "runtime/registry_client.hpp"
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -122,8 +124,18 @@ Result<std::unique_ptr<RegistryClient>> RegistryClient::create(const std::string
   const bool insecure = std::find(options.insecure.begin(), options.insecure.end(), domain) != options.insecure.end();
   // Docker Hub's API lives on its own host.
   const std::string host = domain == "docker.io" ? "registry-1.docker.io" : domain;
-  return std::unique_ptr<RegistryClient>(
+  std::string ca_file;
+  for (const auto& dir : options.certs_dirs) {
+    const std::string candidate = dir + "/" + domain + "/ca.crt";
+    if (::access(candidate.c_str(), R_OK) == 0) {
+      ca_file = candidate;
+      break;
+    }
+  }
+  auto client = std::unique_ptr<RegistryClient>(
       new RegistryClient(domain, (insecure ? "http://" : "https://") + host, std::move(options)));
+  client->ca_file_ = std::move(ca_file);
+  return client;
 }
 
 std::string RegistryClient::absolute(const std::string& location) const {
@@ -187,6 +199,7 @@ Result<auth::Token> RegistryClient::fetch_token(const auth::Challenge& challenge
     request.headers.push_back("Authorization: Basic " + auth::base64_encode(creds->username + ":" + creds->password));
   }
   request.url = url + join(query, "&");
+  request.ca_file = ca_file_;
   http::Response response;
   for (int attempt = 0;; ++attempt) {
     auto client = HYPER_TRY(lease());
@@ -241,6 +254,7 @@ Status RegistryClient::answer_challenge(const http::Response& response, const st
 
 Result<http::Response> RegistryClient::send(http::Request request, const std::vector<std::string>& scopes) {
   request.url = url(request.url);
+  request.ca_file = ca_file_;
   const size_t plain_headers = request.headers.size();
   bool answered = false;
   for (int attempt = 0;;) {
@@ -257,7 +271,8 @@ Result<http::Response> RegistryClient::send(http::Request request, const std::ve
       Error error = sent.error();
       if (base_url_.rfind("https://", 0) == 0 &&
           (error.message.find("SSL") != std::string::npos || error.message.find("TLS") != std::string::npos))
-        error.message += " (a registry without TLS needs --insecure-registry " + domain_ + ")";
+        error.message += " (a registry without TLS needs --insecure-registry " + domain_ +
+                         "; one with its own CA needs it in <root>/certs.d/" + domain_ + "/ca.crt)";
       return error;
     }
     if (sent->status == 401 && !answered) {

@@ -33,6 +33,10 @@ struct RegistryOptions {
   // Used instead of config.json's (login checks the credentials it is given).
   std::optional<auth::Credentials> credentials;
   int max_attempts = 4;  // per request, for transient failures, 429 and 5xx
+  // Directories of per-registry CAs, as Docker's /etc/docker/certs.d: a registry
+  // HOST[:PORT] whose DIR/HOST[:PORT]/ca.crt exists is trusted through that file (for
+  // it and its token server) instead of the system's CAs. The first match wins.
+  std::vector<std::string> certs_dirs;
 };
 
 class RegistryClient {
@@ -68,6 +72,7 @@ class RegistryClient {
 
   std::string domain_, base_url_;
   RegistryOptions options_;
+  std::string ca_file_;  // from certs_dirs, or empty
   std::mutex mutex_;
   std::vector<http::Client> idle_;
   std::optional<std::optional<auth::Credentials>> credentials_;  // loaded once

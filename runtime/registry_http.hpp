@@ -27,6 +27,7 @@ struct Request {
   int upload_fd = -1;                // else the body is [upload_offset, +upload_size) of this file
   uint64_t upload_offset = 0, upload_size = 0;
   bool follow_redirects = false;      // blob GETs: registries redirect to storage
+  std::string ca_file;                // trust these CAs instead of the system's (certs.d)
   const BodySink* sink = nullptr;     // 2xx bodies go here when set
   // Called with the status before the sink gets the first byte of a 2xx body: a resumed
   // download must know whether the server honoured its Range.

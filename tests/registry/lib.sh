@@ -194,6 +194,9 @@ health:
     enabled: false
 YML
   case $mode in
+    tls) # under http:, which the heredoc above has already closed
+      sed -i "/^http:/a\\  tls:\\n    certificate: $dir/server.crt\\n    key: $dir/server.key" "$dir/config.yml"
+      ;;
     basic) cat >>"$dir/config.yml" <<YML
 auth:
   htpasswd:
@@ -215,12 +218,23 @@ YML
 
 registry_start() {
   local mode=${1:-plain} dir port pid code
-  case $mode in plain|basic|token) ;; *) reg_die "registry_start: unknown mode '$mode' (plain|basic|token)" ;; esac
+  case $mode in plain|basic|token|tls) ;; *) reg_die "registry_start: unknown mode '$mode' (plain|basic|token|tls)" ;; esac
   registry_require_tools
   dir=$(mktemp -d "$REG_WORK/registry.XXXXXX")
   mkdir -p "$dir/storage"
   if [ "$mode" = basic ]; then
     htpasswd -B -b -c "$dir/htpasswd" "$REGISTRY_USER" "$REGISTRY_PASSWORD" 2>/dev/null || reg_die "htpasswd failed"
+  fi
+  if [ "$mode" = tls ]; then
+    # A CA of the test's own and a certificate for 127.0.0.1 signed by it.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=hyper-test-ca -keyout "$dir/ca.key" \
+      -out "$dir/ca.crt" 2>/dev/null || reg_die "openssl: CA"
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$dir/server.key" -out "$dir/server.csr" \
+      2>/dev/null || reg_die "openssl: CSR"
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+      -extfile "$dir/san.ext" -out "$dir/server.crt" 2>/dev/null || reg_die "openssl: certificate"
+    export REGISTRY_CA=$dir/ca.crt
   fi
   if [ "$mode" = token ]; then
     mkdir -p "$dir/token"
@@ -239,7 +253,11 @@ registry_start() {
     env -i PATH="$PATH" HOME="$dir" docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
-      code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null) || true
+      if [ "$mode" = tls ]; then
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$dir/ca.crt" "https://127.0.0.1:$port/v2/" 2>/dev/null) || true
+      else
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null) || true
+      fi
       case $code in 200|401) break ;; esac
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1

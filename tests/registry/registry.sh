@@ -5,7 +5,10 @@
 # Usage: registry.sh BUILD_DIR GROUP
 #   plain     pull of a skopeo-pushed 3-layer image (digest as skopeo sees it), images,
 #             image inspect, tag, push to another repository and by tag, pull by digest,
-#             "Image is up to date", rmi and image prune -a leaving no blob
+#             "Image is up to date", rmi and image prune -a leaving no blob; three
+#             pulls and a prune at once on one store
+#   tls       HTTPS with a CA of the test's own: refused untrusted (with the certs.d
+#             hint), pulled and pushed with <root>/certs.d/HOST:PORT/ca.crt
 #   basic     htpasswd registry: unauthenticated pull refused, login (--password-stdin,
 #             -p) writes $DOCKER_CONFIG/config.json, pull and push, a wrong password
 #             refused with the registry's message, logout removes the entry
@@ -217,6 +220,60 @@ group_plain() {
   expect_fail
   step=prune; h image prune -a -f; expect_rc 0
   [ "$(blob_count)" -eq 0 ] || fail "blobs left after image prune -a -f: $(ls "$root/images/blobs/sha256")"
+
+  # Four hyper processes on one store at once: three pulls of the same image and a prune
+  # (of untagged images: it may run before, between or after the pulls).
+  # Every pull must succeed, and the store must hold exactly that image's blobs after.
+  step=concurrent; new_root
+  local pids=() i
+  for i in 1 2 3; do
+    timeout 150 "$hyper_bin" --root "$root" "${INSECURE[@]}" pull -q "$ref" >"$REG_WORK/pull$i.out" 2>&1 &
+    pids+=($!)
+  done
+  timeout 150 "$hyper_bin" --root "$root" image prune -f >"$REG_WORK/prune.out" 2>&1 &
+  pids+=($!)
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || fail "concurrent process $((i + 1)) failed: $(cat "$REG_WORK/pull$((i + 1)).out" "$REG_WORK/prune.out" 2>/dev/null)"
+  done
+  h images -q; expect_rc 0
+  [ "$(cat "$out")" = "${id:7:12}" ] || fail "after concurrent pulls and a prune, images -q printed '$(cat "$out")'"
+  check_blobs
+  [ "$(blob_count)" -eq 5 ] || fail "$(blob_count) blobs after concurrent pulls, expected 5 (3 layers, config, manifest)"
+  [ "$(partial_count)" -eq 0 ] || fail "concurrent pulls left partial downloads"
+}
+
+# HTTPS: hyper speaks TLS unless told otherwise, verifies the registry's certificate,
+# and trusts a registry's own CA from <root>/certs.d/HOST:PORT/ca.crt, as Docker does
+# from /etc/docker/certs.d.
+group_tls() {
+  registry_start tls
+  INSECURE=()
+  local ref=$REGISTRY/test/busybox:1 digest
+  step=push-with-skopeo
+  mkdir -p "$REG_WORK/skopeo-certs"; cp "$REGISTRY_CA" "$REG_WORK/skopeo-certs/ca.crt"
+  make_three_layer_image "$REG_WORK/img.tar" test/busybox:1 >/dev/null
+  sk copy --quiet --dest-cert-dir "$REG_WORK/skopeo-certs" "docker-archive:$REG_WORK/img.tar" "docker://$ref" ||
+    fail "skopeo could not push over TLS"
+  digest=$(sk inspect --cert-dir "$REG_WORK/skopeo-certs" --format '{{.Digest}}' "docker://$ref") || fail "skopeo inspect failed"
+
+  step=untrusted; new_root
+  h pull "$ref"
+  expect_rc 1; expect_err "certificate"; expect_err "certs.d/$REGISTRY/ca.crt"
+  [ "$(blob_count)" -eq 0 ] || fail "a refused pull stored blobs"
+
+  step=trusted-ca
+  mkdir -p "$root/certs.d/$REGISTRY"; cp "$REGISTRY_CA" "$root/certs.d/$REGISTRY/ca.crt"
+  pull_ok "$ref" "$digest"
+
+  step=push-over-tls
+  h tag "$ref" "$REGISTRY/other/busybox:2"; expect_rc 0
+  h push "$REGISTRY/other/busybox:2"; expect_rc 0
+  sk copy --quiet --src-cert-dir "$REG_WORK/skopeo-certs" "docker://$REGISTRY/other/busybox:2" "oci:$REG_WORK/oci:x" ||
+    fail "skopeo could not copy what hyper pushed over TLS"
+
+  step=insecure-is-plain-http
+  h --insecure-registry "$REGISTRY" pull "$ref"
+  expect_rc 1
 }
 
 group_basic() {
@@ -643,8 +700,8 @@ PY
 }
 
 case $group in
-  plain|basic|token|skopeo|failures|chunked) "group_$group" ;;
-  *) echo "registry.sh: unknown group '$group' (plain basic token skopeo failures chunked)" >&2; exit 2 ;;
+  plain|basic|token|tls|skopeo|failures|chunked) "group_$group" ;;
+  *) echo "registry.sh: unknown group '$group' (plain basic token tls skopeo failures chunked)" >&2; exit 2 ;;
 esac
 step='done'
 if [ -e "$REG_WORK/failed" ]; then
