@@ -1,5 +1,5 @@
-// hyper commit / hyper import: new images from a running container's changes or from a
-// root filesystem tar (runtime/image_commit.hpp does the work).
+// hyper commit / hyper import: new images from a container's changes (running or stopped)
+// or from a root filesystem tar (runtime/image_commit.hpp does the work).
 #include <boost/program_options.hpp>
 
 #include <fcntl.h>
@@ -54,15 +54,27 @@ Result<std::vector<std::string>> tags_of(const std::vector<std::string>& positio
   return std::vector<std::string>{normalized};
 }
 
-Result<runtime::ImageStore> open_image_store(const GlobalOptions& global) {
-  const auto paths = HYPER_TRY(runtime::resolve_paths(global.root));
-  return runtime::ImageStore::open(paths.images());
-}
-
 std::string joined(const std::vector<std::string>& words) {
   std::string out;
   for (const auto& word : words) out += (out.empty() ? "" : " ") + word;
   return out;
+}
+
+// A running container's layer is read live by its agent. A stopped one's is read from its
+// scratch disk in a VM of its own, under the container's VM claim so that no `hyper
+// start` boots it meanwhile. A claim held elsewhere is a monitor starting the container
+// (it is then running, and read live) or another commit of it.
+Result<runtime::Image> commit(const runtime::ContainerStore& containers, const runtime::Container& found,
+                              runtime::ImageStore& store, const runtime::Image& base, const runtime::NewImage& image) {
+  if (found.state.status == runtime::ContainerStatus::running)
+    return runtime::commit_container(store, found, base, image);
+  const auto claim = HYPER_TRY(containers.claim_vm(found));
+  if (claim) return runtime::commit_stopped_container(store, found, *claim, base, image);
+  const runtime::Container current = HYPER_TRY(containers.find(found.id));
+  if (current.state.status == runtime::ContainerStatus::running)
+    return runtime::commit_container(store, current, base, image);
+  return make_error(Errc::invalid_argument, "container " + found.id.substr(0, 12) +
+                                                " is busy: another hyper command is starting or committing it");
 }
 
 }  // namespace
@@ -72,7 +84,7 @@ int cmd_commit(const GlobalOptions& global, const std::vector<std::string>& args
   if (!flags.ok()) return report(flags.error().message + "\nSee 'hyper commit --help'.", 125);
   if (flags->help) {
     std::printf("Usage: hyper commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]\n\n"
-                "Create a new image from a running container's changes\n\n"
+                "Create a new image from a container's changes (running or stopped)\n\n"
                 "  -a, --author STRING    author (e.g. \"Jane Doe <jane@example.com>\")\n"
                 "  -c, --change LIST      apply a Dockerfile instruction to the image (repeatable):\n"
                 "                         CMD ENTRYPOINT ENV EXPOSE LABEL STOPSIGNAL USER VOLUME WORKDIR\n"
@@ -91,10 +103,6 @@ int cmd_commit(const GlobalOptions& global, const std::vector<std::string>& args
   if (!containers.ok()) return report(containers.error().message, 125);
   auto container = containers->find(flags->positional[0]);
   if (!container.ok()) return report(container.error().message, 1);
-  // The writable layer is read by the container's own agent, which only a running
-  // container has.
-  if (container->state.status != runtime::ContainerStatus::running)
-    return report("commit needs a running container; start it first (hyper start " + flags->positional[0] + ")", 1);
   auto store = open_image_store(global);
   if (!store.ok()) return report(store.error().message, 125);
   auto base = store->find(container->config.image_id);
@@ -107,7 +115,7 @@ int cmd_commit(const GlobalOptions& global, const std::vector<std::string>& args
   command.insert(command.end(), container->config.cmd.begin(), container->config.cmd.end());
   image.created_by = joined(command);
   image.tags = std::move(tags).value();
-  auto committed = runtime::commit_container(*store, *container, *base, image);
+  auto committed = commit(*containers, *container, *store, *base, image);
   if (!committed.ok()) return report(committed.error().message, 1);
   std::printf("%s\n", committed->id.c_str());
   return 0;

@@ -292,16 +292,17 @@ Result<std::string> Agent::dispatch(int id, Connection& conn, const Json& reques
   }
   if (!conn.greeted) return make_error(Errc::invalid_argument, "say hello first: {\"op\":\"hello\",\"version\":1}");
   if (conn.role == Role::stream) return make_error(Errc::invalid_argument, "this connection carries a process's stdio");
-  if (op == "start" || op == "build") {
+  if (op == "start" || op == "build" || op == "export_disk") {
     if (conn.role != Role::boot || started_) return make_error(Errc::invalid_argument, op + " is only valid once, on the boot connection");
-    return op == "start" ? start_container(id, request) : build_rootfs(request);
+    if (op == "start") return start_container(id, request);
+    return op == "build" ? build_rootfs(request) : export_stopped_layer(id, request);
   }
   if (!started_) return make_error(Errc::invalid_argument, "the container has not started");
   if (op == "exec") return exec_process(id, request);
   if (op == "signal") return signal_process(request);
   if (op == "resize") return resize_process(request);
   if (op == "stats") return stats();
-  if (op == "export") return export_writable_layer(id);
+  if (op == "export") return export_writable_layer(id, false);
   if (op == "wait") {
     if (main_status_) return ok_reply({{"status", *main_status_}});
     waiters_.push_back(id);
@@ -324,9 +325,7 @@ Result<std::string> Agent::start_container(int id, const Json& request) {
   auto spawned = start();
   if (!spawned.ok()) {
     const int code = exit_code_for_start_failure(spawned.error());
-    main_status_ = code;
-    shutdown_status_ = code;
-    shutdown_deadline_ns_ = monotonic_ns() + kShutdownGraceNs;
+    schedule_power_off(code);
     return error_reply(spawned.error(), code);
   }
   const bool tty = request["process"].value("tty", false);
@@ -340,6 +339,7 @@ Result<std::string> Agent::exec_process(int id, const Json& request) {
   const auto process_it = request.find("process");
   if (process_it == request.end()) return make_error(Errc::invalid_argument, "missing \"process\"");
   if (main_status_) return make_error(Errc::invalid_argument, "the container has exited");
+  if (!root_.valid()) return make_error(Errc::invalid_argument, "no container runs in this VM");
   const ProcessSpec spec = HYPER_TRY(parse_process_spec(*process_it));
   auto spawned = spawn_in_root(kContainerRoot, root_.get(), spec);
   if (!spawned.ok()) return error_reply(spawned.error(), exit_code_for_start_failure(spawned.error()));
@@ -352,9 +352,7 @@ Result<std::string> Agent::build_rootfs(const Json& request) {
   started_ = true;
   const BuildSpec spec = HYPER_TRY(parse_build_spec(request));
   auto stats = build_root_filesystem(spec);
-  shutdown_status_ = stats.ok() ? 0 : 1;
-  shutdown_deadline_ns_ = monotonic_ns() + kShutdownGraceNs;
-  main_status_ = shutdown_status_;
+  schedule_power_off(stats.ok() ? 0 : 1);
   if (!stats.ok()) return stats.error();
   return ok_reply(std::move(stats).value());
 }
@@ -408,9 +406,23 @@ Result<std::string> Agent::stats() const {
                    {"processes", processes_.size()}});
 }
 
+// `hyper commit` of a stopped container: its scratch disk, read-only, is exported exactly
+// as a running container's upper directory would be. The exporter is this VM's main
+// process, so the VM powers off with its status once the host has taken it.
+Result<std::string> Agent::export_stopped_layer(int id, const Json& request) {
+  started_ = true;
+  auto exporting = [&]() -> Result<std::string> {
+    const std::string device = HYPER_TRY(parse_export_disk_spec(request));
+    HYPER_CHECK(mount_stopped_writable_layer(device));
+    return export_writable_layer(id, true);
+  }();
+  if (!exporting.ok()) schedule_power_off(1);
+  return exporting;
+}
+
 // The tar is written by a forked child into a pipe, so the agent's loop streams it like a
 // process's stdout (backpressure included) and reports the child's status as the exit.
-Result<std::string> Agent::export_writable_layer(int id) {
+Result<std::string> Agent::export_writable_layer(int id, bool main) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return Error::from_errno("pipe");
   if (::pipe2(err, O_CLOEXEC) != 0) {
@@ -436,7 +448,7 @@ Result<std::string> Agent::export_writable_layer(int id) {
   set_nonblocking(exporter.stdout_fd.get());
   set_nonblocking(exporter.stderr_fd.get());
   const pid_t pid = exporter.pid;
-  register_process(std::move(exporter), false, false, id);
+  register_process(std::move(exporter), false, main, id);
   return ok_reply({{"pid", pid}});
 }
 
@@ -530,9 +542,7 @@ void Agent::finish(int id, Process& process) {
     if (!process.main) conn->second.close_when_flushed = true;
   }
   if (!process.main) return;
-  main_status_ = *process.status;
-  shutdown_status_ = *process.status;
-  shutdown_deadline_ns_ = monotonic_ns() + kShutdownGraceNs;
+  schedule_power_off(*process.status);
   for (int waiter : waiters_) send(waiter, Kind::response, ok_reply({{"status", *main_status_}}));
   waiters_.clear();
 }
@@ -549,6 +559,12 @@ void Agent::drop_closed_connections() {
     std::erase(waiters_, it->first);
     it = connections_.erase(it);
   }
+}
+
+void Agent::schedule_power_off(int status) {
+  main_status_ = status;
+  shutdown_status_ = status;
+  shutdown_deadline_ns_ = monotonic_ns() + kShutdownGraceNs;
 }
 
 void Agent::maybe_power_off() {

@@ -62,7 +62,9 @@ class Agent {
   Result<std::string> signal_process(const Json& request);
   Result<std::string> resize_process(const Json& request);
   Result<std::string> stats() const;
-  Result<std::string> export_writable_layer(int id);
+  Result<std::string> export_stopped_layer(int id, const Json& request);
+  // `main`: the exporter is the VM's main process (export_disk), whose end powers it off.
+  Result<std::string> export_writable_layer(int id, bool main);
   int register_process(SpawnedProcess spawned, bool tty, bool main, int connection);
   void relay_output(int id, bool from_stderr);
   void flush_stdin(Process& process);
@@ -72,6 +74,9 @@ class Agent {
   void send(int connection, agent::Kind kind, std::string_view payload);
   void drop_closed_connections();
   [[nodiscard]] bool connection_backed_up(int connection) const;
+  // The VM's work is done: it powers off with `status` once the host has closed the boot
+  // connection, or after a grace period.
+  void schedule_power_off(int status);
   void maybe_power_off();
   [[noreturn]] void power_off(int status);
 

@@ -145,6 +145,13 @@ Status mount_init_filesystems() {
   return {};
 }
 
+Status mount_stopped_writable_layer(const std::string& writable_device) {
+  HYPER_CHECK(make_dirs(kWritableMount));
+  // Read-only twice over (the host attaches the disk read-only too): a commit must not
+  // change the container it reads. Nothing on it is run or opened as a device.
+  return mount_fs(writable_device.c_str(), kWritableMount, "ext4", MS_RDONLY | MS_NODEV | MS_NOSUID | MS_NOEXEC);
+}
+
 Result<UniqueFd> prepare_container(const ContainerSpec& spec) {
   HYPER_CHECK(mount_rootfs(spec.rootfs));
   UniqueFd root(::open(kContainerRoot, O_PATH | O_DIRECTORY | O_CLOEXEC));

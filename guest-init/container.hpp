@@ -46,6 +46,10 @@ struct ContainerSpec {
 // Mounts the root at kContainerRoot and everything inside it; returns an O_PATH fd to it.
 Result<UniqueFd> prepare_container(const ContainerSpec& spec);
 
+// A stopped container's scratch disk, mounted read-only where a running container's is,
+// so that kUpperDir is its writable layer as the container left it (`export_disk`).
+Status mount_stopped_writable_layer(const std::string& writable_device);
+
 // The init's own view: /proc, /sys and /dev, needed before anything else.
 Status mount_init_filesystems();
 

@@ -26,6 +26,15 @@ namespace {
 constexpr size_t kBlock = tar::kBlockSize;
 constexpr const char* kOpaqueXattr = "trusted.overlay.opaque";
 
+// The agent writes these three at every start from the container's own settings (its
+// hostname, addresses and DNS servers), so they are in every upper directory. Docker keeps
+// them out of a committed layer, and so do we: an image must not carry one container's
+// name and network into the next, and a later start writes them again anyway. Only these
+// exact paths, whatever their type (a whiteout of one included); nothing else under etc/.
+bool written_at_start(const std::string& path) {
+  return path == "etc/hostname" || path == "etc/hosts" || path == "etc/resolv.conf";
+}
+
 // Output in 64 KiB writes: a pipe to the agent takes that in one go.
 class TarWriter {
  public:
@@ -198,6 +207,7 @@ class Exporter {
   }
 
   Status entry(int dirfd, const std::string& prefix, const std::string& name) {
+    if (written_at_start(prefix + name)) return {};
     struct stat st {};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Error::from_errno("stat " + prefix + name);
     if (S_ISCHR(st.st_mode) && st.st_rdev == 0) return marker(prefix + std::string(kWhiteoutPrefix) + name);

@@ -10,7 +10,8 @@
 // - Entries are POSIX ustar, with a pax 'x' header before any entry whose path, link
 //   target, size, ids or xattrs do not fit ustar. Directories come before their
 //   contents, which are sorted by name, so the same layer always gives the same bytes.
-// - Sockets are left out (a layer cannot carry them).
+// - Sockets are left out (a layer cannot carry them), and so are etc/hostname, etc/hosts
+//   and etc/resolv.conf, which the agent writes at every container start (as Docker does).
 #pragma once
 
 #include <cstdint>

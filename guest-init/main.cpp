@@ -1,6 +1,6 @@
 // hyper-init: PID 1 of every container VM. It mounts what it needs, connects to the host
 // over vsock and hands over to the agent, which starts the container (or builds an
-// image's root filesystem) as the host asks.
+// image's root filesystem, or exports a stopped container's writable layer) as the host asks.
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <sys/socket.h>

@@ -193,6 +193,12 @@ Result<BuildSpec> parse_build_spec(const Json& build) {
   return spec;
 }
 
+Result<std::string> parse_export_disk_spec(const Json& request) {
+  std::string device = HYPER_TRY(get_string(request, "writable", true));
+  if (!is_device_path(device)) return bad("the writable disk must be a virtio disk (/dev/vdX)");
+  return device;
+}
+
 std::string error_reply(const Error& error, int exit_code) {
   Json reply = {{"ok", false}, {"error", error.message}, {"kind", agent::error_kind(error.code)}};
   if (exit_code != 0) reply["exit_code"] = exit_code;

@@ -34,6 +34,9 @@ struct BuildSpec {
 };
 Result<BuildSpec> parse_build_spec(const Json& build);
 
+// `export_disk`: the stopped container's scratch disk ("writable", a /dev/vdX).
+Result<std::string> parse_export_disk_spec(const Json& request);
+
 std::string error_reply(const Error& error, int exit_code = 0);
 std::string ok_reply(Json fields = Json::object());
 

@@ -33,6 +33,7 @@ constexpr const char* kRemovingPrefix = ".removing-";
 constexpr const char* kConfigFile = "config.json";
 constexpr const char* kStateFile = "state.json";
 constexpr const char* kLockFile = "lock";
+constexpr const char* kVmLockFile = "vm.lock";
 constexpr int kKilledStatus = 137;  // 128 + SIGKILL: what Docker reports for a killed container
 constexpr size_t kIdBytes = 32;
 
@@ -492,6 +493,10 @@ Status ContainerStore::update_state(const Container& container,
                                     const std::function<void(ContainerState&)>& change) const {
   HYPER_CHECK(modify_state(dir_ / container.id, change));
   return {};
+}
+
+Result<std::optional<FileLock>> ContainerStore::claim_vm(const Container& container) const {
+  return FileLock::try_acquire(dir_ / container.id / kVmLockFile);
 }
 
 Status ContainerStore::remove(const Container& container) const {

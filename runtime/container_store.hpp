@@ -7,6 +7,8 @@
 //   containers/<id>/console.log   the guest's serial console
 //   containers/<id>/rw.ext4       the writable layer (absent for --rm containers)
 //   containers/<id>/vsock.sock    the VMM's vsock socket while it runs
+//   containers/<id>/vm.lock       flock'ed by the one process with a VM on the container's
+//                                 disks: its monitor, or a commit of the stopped container
 //   containers/names/<name>       a symlink to the id, created with O_EXCL semantics so two
 //                                 `run --name` cannot take the same name
 //
@@ -24,9 +26,13 @@
 #include <string>
 #include <vector>
 
+#include "runtime/file_lock.hpp"
 #include "vmm/result.hpp"
 
 namespace hyper::runtime {
+
+// The container's writable layer, an ext4 scratch disk in its directory.
+inline constexpr const char* kScratchDiskName = "rw.ext4";
 
 // An interface on a tap the caller made, until networks and published ports arrive.
 struct TapNetwork {
@@ -81,6 +87,11 @@ class ContainerStore {
   [[nodiscard]] Result<std::vector<Container>> list() const;  // newest first, reconciled
   // Reads, changes and atomically replaces state.json under the container's lock.
   Status update_state(const Container& container, const std::function<void(ContainerState&)>& change) const;
+  // The right to boot a VM on the container's disks, held while the FileLock lives; none
+  // (without waiting) while another process holds it. The monitor holds it for the whole
+  // run, until just before it records the exit; a commit of a stopped container while it
+  // reads the scratch disk. So two VMs never share a scratch disk.
+  [[nodiscard]] Result<std::optional<FileLock>> claim_vm(const Container& container) const;
   // Deletes the directory and the name; the caller has made sure it is not running.
   Status remove(const Container& container) const;
 

@@ -1,6 +1,6 @@
 // An exclusive flock(2) on a lock file, held while the object lives: the image store, the
 // per-image root filesystem build and the scratch-disk template are each changed by one
-// `hyper` process at a time.
+// `hyper` process at a time, and one process at a time boots a VM on a container's disks.
 #pragma once
 
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 
 #include "vmm/result.hpp"
 #include "vmm/unique_fd.hpp"
@@ -20,6 +21,16 @@ class FileLock {
   static Result<FileLock> acquire(const std::filesystem::path& path) { return lock(path, LOCK_EX); }
   // Many holders at once, none while an exclusive holder has it.
   static Result<FileLock> acquire_shared(const std::filesystem::path& path) { return lock(path, LOCK_SH); }
+  // Exclusive, without waiting: nothing when another holder has it.
+  static Result<std::optional<FileLock>> try_acquire(const std::filesystem::path& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid()) return Error::from_errno("open " + path.string());
+    while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) return std::optional<FileLock>();
+      if (errno != EINTR) return Error::from_errno("lock " + path.string());
+    }
+    return std::optional<FileLock>(FileLock(std::move(fd)));
+  }
 
  private:
   static Result<FileLock> lock(const std::filesystem::path& path, int operation) {

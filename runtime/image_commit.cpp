@@ -9,8 +9,10 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
-#include "runtime/agent_client.hpp"
+#include "runtime/container_export.hpp"
+#include "runtime/guarded.hpp"
 #include "runtime/image_blobs.hpp"
 #include "runtime/image_changes.hpp"
 
@@ -19,21 +21,7 @@ namespace {
 
 using formats::Json;
 
-// Between two frames of an export; generous, since nested (emulated) VMs are slow.
-constexpr int kExportIdleTimeoutMs = 120'000;
-// An export's error output is a line or two; more is kept from being buffered.
-constexpr size_t kMaxExportErrorBytes = 4096;
 constexpr size_t kTarBlock = 512;
-
-// nlohmann::json reports misuse and allocation failure by throwing; callers see values.
-template <class Body>
-auto guarded(const char* what, Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return make_error(Errc::io, std::string(what) + ": " + e.what());
-  }
-}
 
 Json strings_or_null(const std::vector<std::string>& items) { return items.empty() ? Json(nullptr) : Json(items); }
 
@@ -178,25 +166,17 @@ Status copy_import_source(int fd, LayerBlobWriter& writer) {
   return {};
 }
 
-// Streams the agent's `export` of the container's writable layer into `writer`.
-Status copy_container_layer(const Container& container, LayerBlobWriter& writer) {
-  auto conn = HYPER_TRY(AgentConnection::dial(container.dir));
-  (void)HYPER_TRY(conn.request({{"op", "export"}}, kExportIdleTimeoutMs));
-  std::string errors;
-  for (;;) {
-    const auto frame = HYPER_TRY(conn.receive(kExportIdleTimeoutMs));
-    if (frame.kind == agent::Kind::stdout_data) {
-      HYPER_CHECK(writer.write(frame.payload.data(), frame.payload.size()));
-    } else if (frame.kind == agent::Kind::stderr_data) {
-      errors.append(frame.payload, 0, kMaxExportErrorBytes - std::min(errors.size(), kMaxExportErrorBytes));
-    } else if (frame.kind == agent::Kind::exit) {
-      const auto status = HYPER_TRY(parse_json_payload(frame));
-      if (status.value("status", -1) == 0) return {};
-      while (!errors.empty() && errors.back() == '\n') errors.pop_back();
-      return make_error(Errc::io, "exporting the container's writable layer failed" +
-                                      (errors.empty() ? std::string() : ": " + errors));
-    }
-  }
+// A new image of `base` and the layer `export_layer` writes: the store's writer lock is
+// held from before the layer's blob is written until the image is indexed.
+Result<Image> commit_layer(ImageStore& store, const Image& base, const NewImage& options,
+                           const std::function<Status(const LayerSink&)>& export_layer) {
+  HYPER_CHECK(changes::validate(options.changes));
+  const auto lock = HYPER_TRY(store.writer_lock());
+  const auto temp = HYPER_TRY(blobs::TempDir::create(store.tmp_dir()));
+  auto writer = HYPER_TRY(LayerBlobWriter::create(temp.path()));
+  HYPER_CHECK(export_layer([&](const void* data, size_t size) { return writer.write(data, size); }));
+  const auto layer = HYPER_TRY(writer.finish());
+  return build_image(store, base, layer, options);
 }
 
 }  // namespace
@@ -245,13 +225,14 @@ Result<Image> import_image(ImageStore& store, int fd, const NewImage& options) {
 
 Result<Image> commit_container(ImageStore& store, const Container& container, const Image& base,
                                const NewImage& options) {
-  HYPER_CHECK(changes::validate(options.changes));
-  const auto lock = HYPER_TRY(store.writer_lock());
-  const auto temp = HYPER_TRY(blobs::TempDir::create(store.tmp_dir()));
-  auto writer = HYPER_TRY(LayerBlobWriter::create(temp.path()));
-  HYPER_CHECK(copy_container_layer(container, writer));
-  const auto layer = HYPER_TRY(writer.finish());
-  return build_image(store, base, layer, options);
+  return commit_layer(store, base, options,
+                      [&](const LayerSink& sink) { return export_running_layer(container, sink); });
+}
+
+Result<Image> commit_stopped_container(ImageStore& store, const Container& container, const FileLock& vm_claim,
+                                       const Image& base, const NewImage& options) {
+  return commit_layer(store, base, options,
+                      [&](const LayerSink& sink) { return export_stopped_layer(container, vm_claim, sink); });
 }
 
 }  // namespace hyper::runtime

@@ -1,6 +1,6 @@
-// New images from a layer tar: `hyper commit` puts a running container's writable layer
-// (the agent's `export`) on top of the container's image, `hyper import` makes a root
-// filesystem tar the only layer of a fresh image.
+// New images from a layer tar: `hyper commit` puts a container's writable layer (the
+// agent's export, runtime/container_export.hpp) on top of the container's image, `hyper
+// import` makes a root filesystem tar the only layer of a fresh image.
 //
 // The layer is stored gzip-compressed (compressed while it streams in, hashed both ways:
 // the blob's digest and the uncompressed diff_id). The new config is the base image's
@@ -82,5 +82,10 @@ Result<Image> import_image(ImageStore& store, int fd, const NewImage& options);
 // The container keeps running: files it changes meanwhile may be caught half-written.
 Result<Image> commit_container(ImageStore& store, const Container& container, const Image& base,
                                const NewImage& options);
+
+// `hyper commit` of a stopped container: its writable layer is read from its scratch disk
+// in a VM booted for that alone, under the container's VM claim (ContainerStore::claim_vm).
+Result<Image> commit_stopped_container(ImageStore& store, const Container& container, const FileLock& vm_claim,
+                                       const Image& base, const NewImage& options);
 
 }  // namespace hyper::runtime

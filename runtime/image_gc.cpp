@@ -91,6 +91,11 @@ Status collect(const std::filesystem::path& dir, const std::vector<Image>& image
   report.reclaimed_bytes +=
       sweep(dir / "by-chain", [&](const std::string& name) { return live.chains.count(name) != 0; }, nullptr, "");
   report.reclaimed_bytes += sweep(dir / "partial", [](const std::string&) { return false; }, nullptr, "");
+  // Root filesystems cached by image id, before they were keyed by chain ID.
+  if (std::error_code ec; std::filesystem::exists(dir / "by-id", ec)) {
+    report.reclaimed_bytes += tree_size(dir / "by-id");
+    std::filesystem::remove_all(dir / "by-id", ec);
+  }
   return {};
 }
 

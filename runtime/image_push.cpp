@@ -199,10 +199,9 @@ Result<PushResult> push_image(ImageStore& store, const std::string& reference, c
   if (!parts.digest.empty())
     return make_error(Errc::invalid_argument, "cannot push a digest reference (" + reference + "): push a tag");
   auto found = store.find(reference);
-  if (!found.ok())
-    return make_error(found.error().code == Errc::not_found ? Errc::invalid_argument : found.error().code,
-                      found.error().code == Errc::not_found ? "An image does not exist locally with the tag: " + familiar_name(reference)
-                                                             : found.error().message);
+  if (!found.ok() && found.error().code == Errc::not_found)
+    return make_error(Errc::not_found, "An image does not exist locally with the tag: " + familiar_name(reference));
+  if (!found.ok()) return found.error();
   const Image image = std::move(*found);
   auto client = HYPER_TRY(RegistryClient::create(parts.domain, options.registry));
   const auto stored = HYPER_TRY(store.list());

@@ -25,7 +25,6 @@ namespace {
 using agent::Kind;
 
 constexpr uint64_t kScratchDiskMib = 4096;
-constexpr const char* kScratchDisk = "rw.ext4";
 constexpr int kBootTimeoutMs = 120'000;
 
 uint64_t now_ns() {
@@ -75,7 +74,7 @@ Result<Prepared> prepare_disks(const Paths& paths, const Container& container) {
   prepared.disks.push_back(virtio::BlkOptions{.path = rootfs.string(), .read_only = true, .serial = {}, .io_thread = true});
   // --rm containers never come back, so their writable layer lives in guest memory.
   if (!container.config.auto_remove) {
-    const auto scratch = container.dir / kScratchDisk;
+    const auto scratch = container.dir / kScratchDiskName;
     if (::access(scratch.c_str(), F_OK) != 0) HYPER_CHECK(create_scratch_disk(paths.root, scratch, kScratchDiskMib));
     prepared.disks.push_back(virtio::BlkOptions{.path = scratch.string(), .read_only = false, .serial = {}, .io_thread = true});
     prepared.scratch = true;
@@ -172,6 +171,15 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
 }  // namespace
 
 int run_monitor(const Paths& paths, ContainerStore& store, const Container& container, const MonitorOptions& options) {
+  // Before the state says "running": whoever holds the claim has the scratch disk.
+  auto claim = store.claim_vm(container);
+  if (!claim.ok() || !*claim) {
+    const std::string error = claim.ok() ? "container " + container.id.substr(0, 12) +
+                                               " is busy: another hyper command is starting or committing it"
+                                         : claim.error().message;
+    options.on_started(125, error);
+    return 125;
+  }
   auto signals = forwarded_signals_fd();
   UniqueFd signal_fd = signals.ok() ? std::move(signals).value() : UniqueFd();
   const auto own_ticks = process_start_ticks(::getpid());
@@ -185,6 +193,9 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
   });
   Ended ended = run_vm(paths, container, options, signal_fd.get());
   if (!ended.started) options.on_started(ended.status, ended.error);
+  // The VM is gone: released first, so that whoever sees "exited" (a commit right after
+  // a stop) can claim the disks at once.
+  claim->reset();
   (void)store.update_state(container, [&](ContainerState& state) {
     state.status = ContainerStatus::exited;
     state.pid = 0;

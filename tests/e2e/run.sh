@@ -15,7 +15,12 @@
 #              writable layer with OCI whiteouts
 #   commit     hyper commit of a running container (a new file, a deletion as a whiteout,
 #              --change, -m, -a), the committed image run, hyper save read back with
-#              tar; hyper import of a rootfs tar (gzip, and plain from stdin) run
+#              tar (no etc/hostname in the layer); hyper commit of the stopped container
+#              (refused while its VM lock is held, then its layer from its scratch disk),
+#              which then starts again; hyper import of a rootfs tar (gzip, and plain from
+#              stdin) run
+#   pull       a registry in the VM filled by skopeo: the pulled image has skopeo's digest
+#              and runs; a committed container pushed, removed, pulled back and run
 set -uo pipefail
 
 build=$1 group=$2
@@ -301,12 +306,37 @@ with tarfile.open(sys.argv[1]) as tar:
     layer = tarfile.open(fileobj=tar.extractfile(entry["Layers"][-1])).getnames()
 last = config["history"][-1]
 print(entry["RepoTags"], len(entry["Layers"]), last["comment"], last["author"], config["container"][:12],
-      config["config"]["Cmd"], "new" in layer, "etc/.wh.motd" in layer)
+      config["config"]["Cmd"], "new" in layer, "etc/.wh.motd" in layer, "etc/hostname" in layer)
 PY
-    expect_out_exactly "['committed:1'] 2 msg Tess Ter <t@example.com> ${cid:0:12} ['cat', '/new'] True True"
-    step=commit-stopped; h stop -t 1 c1; expect_rc 0
-    h commit c1 never:1; expect_rc 1; expect_err "commit needs a running container"
-    h rm c1; expect_rc 0
+    expect_out_exactly "['committed:1'] 2 msg Tess Ter <t@example.com> ${cid:0:12} ['cat', '/new'] True True False"
+    step=stop; h stop -t 1 c1; expect_rc 0
+    # A stand-in for another VM on the container's disks (a commit or a starting monitor)
+    # holds its lock: start and commit refuse rather than share the scratch disk.
+    step=busy; python3 -c 'import fcntl, sys, time
+lock = open(sys.argv[1], "a"); fcntl.flock(lock, fcntl.LOCK_EX); open(sys.argv[2], "w").write("locked")
+time.sleep(600)' "$HYPER_ROOT/containers/$cid/vm.lock" "$work/locked" &
+    holder=$!
+    wait_for test -s "$work/locked" || fail "the stand-in never took the container's lock"
+    h start c1; expect_rc 125; expect_err "is busy"
+    h commit c1 busy:1; expect_rc 1; expect_err "is busy"
+    kill "$holder"; wait "$holder" 2>/dev/null
+    step=commit-stopped; h commit c1 stopped:1; expect_rc 0
+    [[ $(cat "$work/out") =~ ^sha256:[0-9a-f]{64}$ ]] || fail "commit printed '$(cat "$work/out")', not an image ID"
+    step=run-stopped; h run --rm stopped:1 cat /new; expect_rc 0; expect_out_exactly committed-content
+    step=stopped-layer; h save -o "$work/stopped.tar" stopped:1; expect_rc 0
+    python3 - "$work/stopped.tar" >"$work/out" 2>"$work/err" <<'PY' || fail "the saved archive does not hold the commit"
+import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as tar:
+    entry = json.load(tar.extractfile("manifest.json"))[0]
+    layer = tarfile.open(fileobj=tar.extractfile(entry["Layers"][-1])).getnames()
+print(len(entry["Layers"]), "new" in layer, "etc/.wh.motd" in layer, "root/dir/f" in layer,
+      [name for name in layer if name in ("etc/hostname", "etc/hosts", "etc/resolv.conf")])
+PY
+    expect_out_exactly "2 True True True []"
+    # The commit left the container stopped, its disk intact and its lock free.
+    step=restart; h start c1; expect_rc 0
+    h exec c1 cat /new; expect_rc 0; expect_out_exactly committed-content
+    h rm -f c1; expect_rc 0
     # The busybox image's own layer as a root filesystem: the same diff_id, so the
     # imported images share its flattened rootfs and need no builder VM.
     step=import; layer=$(tar -tf "$work/busybox.tar" | grep 'layer.tar$' | head -n 1)
@@ -322,6 +352,31 @@ PY
     h run --rm imported:2 /bin/echo via-stdin; expect_rc 0; expect_out_exactly via-stdin
     step=import-junk; head -c 4096 /dev/urandom >"$work/junk"; h import "$work/junk" junk:1
     expect_rc 1; expect_err "not a tar archive"
+    ;;
+
+  pull)
+    # A registry inside the test's own VM, on its loopback, filled by skopeo: what hyper
+    # pulls from it has skopeo's digest and runs. lib.sh owns the EXIT trap from here on.
+    source "$repo/tests/registry/lib.sh"
+    reg_on_exit 'pkill -KILL -f "$HYPER_ROOT" 2>/dev/null; rm -rf "$work"'
+    step=registry; registry_start plain
+    "$repo/tests/images/make-test-image" --tag pulled/box:1 "$work/img.tar" >/dev/null || fail "make-test-image failed"
+    skopeo_push "docker-archive:$work/img.tar" "$REGISTRY/pulled/box:1"
+    digest=$(skopeo_digest "$REGISTRY/pulled/box:1")
+    step=pull; h --insecure-registry "$REGISTRY" pull "$REGISTRY/pulled/box:1"
+    expect_rc 0; expect_out "^Digest: $digest\$"
+    step=run; h run --rm "$REGISTRY/pulled/box:1" echo pulled and running
+    expect_rc 0; expect_out_exactly "pulled and running"
+    step=commit-push
+    h run -d --name c1 "$REGISTRY/pulled/box:1" sh -c 'echo committed >/note; sleep 600'; expect_rc 0
+    wait_for sh -c "'$hyper' exec c1 cat /note 2>/dev/null | grep -q committed" || fail "the container never wrote /note"
+    h commit -c 'CMD ["cat","/note"]' c1 "$REGISTRY/pulled/committed:1"; expect_rc 0
+    h --insecure-registry "$REGISTRY" push "$REGISTRY/pulled/committed:1"; expect_rc 0
+    h rm -f c1; expect_rc 0
+    h rmi "$REGISTRY/pulled/committed:1"; expect_rc 0
+    h --insecure-registry "$REGISTRY" pull "$REGISTRY/pulled/committed:1"; expect_rc 0
+    h run --rm "$REGISTRY/pulled/committed:1"
+    expect_rc 0; expect_out_exactly "committed"
     ;;
 
   *) echo "unknown group $group" >&2; exit 2 ;;

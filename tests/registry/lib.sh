@@ -252,7 +252,8 @@ registry_start() {
     # docker-registry reads REGISTRY_* variables as configuration: give it a clean environment.
     env -i PATH="$PATH" HOME="$dir" docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
     pid=$!
-    for _ in $(seq 100); do
+    # Up to a minute: under emulation (the nested VM of tests/rig) the registry starts slowly.
+    for _ in $(seq 600); do
       if [ "$mode" = tls ]; then
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$dir/ca.crt" "https://127.0.0.1:$port/v2/" 2>/dev/null) || true
       else

@@ -110,7 +110,9 @@ TEST_CASE("agent protocol: a process spec is checked field by field") {
       {R"({"args":["sh"],"rlimits":[{"type":"bogus","soft":1,"hard":1}]})", "bogus"},
       {R"({"args":["sh"],"rlimits":[{"type":"nofile","soft":2,"hard":1}]})", "exceeds"},
   };
-  for (const auto& [json, message] : bad) {
+  for (const auto& [json_text, message] : bad) {
+    // A copy: clang cannot capture a structured binding in CAPTURE's lambda.
+    const std::string json = json_text;
     CAPTURE(json);
     const auto parsed = process_from(json);
     REQUIRE_FALSE(parsed.ok());
@@ -119,7 +121,7 @@ TEST_CASE("agent protocol: a process spec is checked field by field") {
   CHECK_FALSE(process_from(R"({"args":[")" + std::string(70000, 'x') + R"("]})").ok());
 }
 
-TEST_CASE("agent protocol: start and build specs accept only virtio disks") {
+TEST_CASE("agent protocol: start, build and export_disk specs accept only virtio disks") {
   auto start = guest::parse_container_spec(guest::Json::parse(R"({"rootfs":{"image":"/dev/vda","writable":""},"hostname":"h"})"));
   REQUIRE_MESSAGE(start.ok(), error_of(start));
   CHECK(start->rootfs.writable_device.empty());
@@ -133,6 +135,13 @@ TEST_CASE("agent protocol: start and build specs accept only virtio disks") {
   REQUIRE_MESSAGE(build.ok(), error_of(build));
   CHECK(build->layers.size() == 1);
   CHECK_FALSE(guest::parse_build_spec(guest::Json::parse(R"({"source":"/dev/vda","target":"/dev/vdb"})")).ok());
+  auto disk = guest::parse_export_disk_spec(guest::Json::parse(R"({"op":"export_disk","writable":"/dev/vda"})"));
+  REQUIRE_MESSAGE(disk.ok(), error_of(disk));
+  CHECK(*disk == "/dev/vda");
+  CHECK_FALSE(guest::parse_export_disk_spec(guest::Json::parse(R"({"op":"export_disk"})")).ok());
+  CHECK_FALSE(guest::parse_export_disk_spec(guest::Json::parse(R"({"writable":""})")).ok());
+  CHECK_FALSE(guest::parse_export_disk_spec(guest::Json::parse(R"({"writable":"/run/rw/upper"})")).ok());
+  CHECK_FALSE(guest::parse_export_disk_spec(guest::Json::parse(R"({"writable":7})")).ok());
 }
 
 TEST_CASE("agent protocol: replies carry Docker's exit codes to the host") {

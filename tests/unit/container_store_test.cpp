@@ -382,6 +382,29 @@ TEST_CASE("container store: remove deletes the directory and frees the name") {
   CHECK(listed->empty());
 }
 
+TEST_CASE("container store: one VM claim at a time, free again once released") {
+  TempDir dir;
+  ContainerStore store = open_store(dir.path);
+  const Container web = create(store, "web");
+  const Container other = create(store, "other");
+  {
+    auto first = store.claim_vm(web);
+    REQUIRE(first.ok());
+    REQUIRE(first->has_value());
+    // flock conflicts between open files, so a second claim in this process stands in for
+    // another process's (a `hyper start` during a commit).
+    auto second = store.claim_vm(web);
+    REQUIRE(second.ok());
+    CHECK_FALSE(second->has_value());
+    auto unrelated = store.claim_vm(other);
+    REQUIRE(unrelated.ok());
+    CHECK(unrelated->has_value());
+  }
+  auto again = store.claim_vm(web);
+  REQUIRE(again.ok());
+  CHECK(again->has_value());
+}
+
 TEST_CASE("container store: a name left by a vanished container is taken over") {
   TempDir dir;
   ContainerStore store = open_store(dir.path);

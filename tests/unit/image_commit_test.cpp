@@ -370,3 +370,27 @@ TEST_CASE("image commit: a running container's export, through its agent") {
   }
   CHECK(entries_in(store.tmp_dir()) == 0);
 }
+
+TEST_CASE("image commit: a stopped container that never got a scratch disk commits an empty layer") {
+  ImageScratch scratch;
+  auto store = scratch.store();
+  const Image base = load_base(scratch, store, small_layer("base", "base\n"));
+  Container container;
+  container.id = std::string(64, 'b');
+  container.dir = scratch.path() / "c";
+  container.state.status = ContainerStatus::exited;
+  fs::create_directories(container.dir);
+  auto claim = FileLock::acquire(container.dir / "vm.lock");
+  REQUIRE(claim.ok());
+  NewImage options;
+  options.tags = {"docker.io/library/never-ran:latest"};
+  // Nothing to read, so no VM is booted: the layer is an empty tar.
+  auto image = commit_stopped_container(store, container, *claim, base, options);
+  INFO((image.ok() ? std::string() : image.error().message));
+  REQUIRE(image.ok());
+  REQUIRE(image->layers.size() == 2);
+  const std::string empty_tar(1024, '\0');
+  CHECK(plain_blob(store, image->layers[1]) == empty_tar);
+  CHECK(image->diff_ids.back() == sha(empty_tar));
+  CHECK(entries_in(store.tmp_dir()) == 0);
+}

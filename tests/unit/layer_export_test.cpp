@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "guest-init/layer_apply.hpp"
 #include "guest-init/tar_reader.hpp"
@@ -108,6 +109,38 @@ TEST_CASE("export: the same directory gives the same bytes") {
   TempDir upper;
   for (const char* name : {"b", "a", "c"}) upper.write(name, name);
   CHECK(export_dir(upper.path) == export_dir(upper.path));
+}
+
+TEST_CASE("export: the files the agent writes at start stay out, and only those") {
+  TempDir upper;
+  REQUIRE(::mkdir((upper.path + "/etc").c_str(), 0755) == 0);
+  REQUIRE(::mkdir((upper.path + "/sub").c_str(), 0755) == 0);
+  REQUIRE(::mkdir((upper.path + "/sub/etc").c_str(), 0755) == 0);
+  for (const char* name : {"etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/hosts.allow", "etc/motd",
+                           "hostname", "hosts", "sub/etc/hostname", "sub/etc/resolv.conf"})
+    upper.write(name, "x");
+  // A file linked to etc/hosts is still exported whole, not as a link to a missing entry.
+  REQUIRE(::link((upper.path + "/etc/hosts").c_str(), (upper.path + "/linked-hosts").c_str()) == 0);
+
+  const auto entries = read_entries(export_dir(upper.path));
+  std::vector<std::string> paths;
+  for (const auto& [path, entry] : entries) paths.push_back(path);
+  CHECK(paths == std::vector<std::string>{"etc/", "etc/hosts.allow", "etc/motd", "hostname", "hosts", "linked-hosts",
+                                          "sub/", "sub/etc/", "sub/etc/hostname", "sub/etc/resolv.conf"});
+  CHECK(entries.at("linked-hosts").type == tar::EntryType::regular);
+}
+
+TEST_CASE("export: a whiteout of a file the agent writes at start stays out too") {
+  REQUIRE_MESSAGE(::geteuid() == 0, "overlayfs whiteouts are 0:0 device nodes: this test needs root");
+  TempDir upper;
+  REQUIRE(::mkdir((upper.path + "/etc").c_str(), 0755) == 0);
+  REQUIRE(::mknod((upper.path + "/etc/resolv.conf").c_str(), S_IFCHR | 0, makedev(0, 0)) == 0);
+  REQUIRE(::mknod((upper.path + "/etc/gone").c_str(), S_IFCHR | 0, makedev(0, 0)) == 0);
+  layer::ExportStats stats;
+  const auto entries = read_entries(export_dir(upper.path, &stats));
+  CHECK(stats.whiteouts == 1);
+  CHECK(entries.count("etc/.wh.gone") == 1);
+  CHECK(entries.count("etc/.wh.resolv.conf") == 0);
 }
 
 TEST_CASE("export: overlayfs whiteouts and opaque directories become OCI whiteouts that apply") {
