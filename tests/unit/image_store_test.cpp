@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "runtime/image_blobs.hpp"
+#include "tests/unit/image_test_support.hpp"
 #include "tests/unit/tar_builder.hpp"
 
 using namespace hyper;
@@ -30,45 +31,11 @@ namespace {
 
 constexpr const char* kCreated = "2024-01-01T00:00:00Z";
 
-class ScratchDir {
- public:
-  ScratchDir() {
-    char name[] = "/tmp/hyper-image-test-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path_ = name;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::string sha(const std::string& bytes) {
-  auto digest = blobs::sha256_of(bytes);
-  REQUIRE(digest.ok());
-  return *digest;
-}
-std::string hex_of(const std::string& digest) { return digest.substr(7); }
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  REQUIRE(out.good());
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+using ScratchDir = hyper::testing::ImageScratch;
+using hyper::testing::hex_of;
+using hyper::testing::read_file;
+using hyper::testing::sha;
+using hyper::testing::write_file;
 
 // A small layer: one file whose content makes the layer unique.
 std::string layer_tar(const std::string& content) {
