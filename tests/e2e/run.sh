@@ -359,6 +359,8 @@ PY
     # pulls from it has skopeo's digest and runs. lib.sh owns the EXIT trap from here on.
     source "$repo/tests/registry/lib.sh"
     reg_on_exit 'pkill -KILL -f "$HYPER_ROOT" 2>/dev/null; rm -rf "$work"'
+    # The rig's VM leaves its loopback down; on a host it is up already.
+    [ "$(cat /sys/class/net/lo/operstate 2>/dev/null)" = unknown ] || ip link set lo up || fail "cannot bring lo up"
     step=registry; registry_start plain
     "$repo/tests/images/make-test-image" --tag pulled/box:1 "$work/img.tar" >/dev/null || fail "make-test-image failed"
     skopeo_push "docker-archive:$work/img.tar" "$REGISTRY/pulled/box:1"
