@@ -45,12 +45,25 @@ Status remove_one(const ContainerStore& store, const std::string& ref, bool forc
   // Docker: removing what is not there is no error when forced.
   if (!container.ok() && force && container.error().code == Errc::not_found) return {};
   if (!container.ok()) return std::move(container).error();
-  if (container->state.status == ContainerStatus::running) {
+  const bool was_running = container->state.status == ContainerStatus::running;
+  if (was_running) {
     if (!force)
       return make_error(Errc::invalid_argument, "You cannot remove a running container " + container->id +
                                                     ". Stop the container before attempting removal or force remove");
     HYPER_CHECK(kill_container(store, *container));
   }
+  // A stopped container's VM may be up for a commit (or a start may be on its way): its
+  // files stay until that is over. A monitor just killed lets go of them as its last
+  // thread exits, a moment after it is seen dead.
+  auto vm = HYPER_TRY(store.claim_vm(*container));
+  for (auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
+       !vm && was_running && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(kPollInterval);
+    vm = HYPER_TRY(store.claim_vm(*container));
+  }
+  if (!vm)
+    return make_error(Errc::invalid_argument, "container " + container->id +
+                                                  " is busy: another hyper command is starting or committing it");
   HYPER_CHECK(store.remove(*container));
   std::printf("%s\n", ref.c_str());
   std::fflush(stdout);

@@ -311,7 +311,8 @@ PY
     expect_out_exactly "['committed:1'] 2 msg Tess Ter <t@example.com> ${cid:0:12} ['cat', '/new'] True True False"
     step=stop; h stop -t 1 c1; expect_rc 0
     # A stand-in for another VM on the container's disks (a commit or a starting monitor)
-    # holds its lock: start and commit refuse rather than share the scratch disk.
+    # holds its lock: start and commit refuse rather than share the scratch disk, and rm
+    # refuses rather than delete it under the VM.
     step=busy; python3 -c 'import fcntl, sys, time
 lock = open(sys.argv[1], "a"); fcntl.flock(lock, fcntl.LOCK_EX); open(sys.argv[2], "w").write("locked")
 time.sleep(600)' "$HYPER_ROOT/containers/$cid/vm.lock" "$work/locked" &
@@ -319,6 +320,7 @@ time.sleep(600)' "$HYPER_ROOT/containers/$cid/vm.lock" "$work/locked" &
     wait_for test -s "$work/locked" || fail "the stand-in never took the container's lock"
     h start c1; expect_rc 125; expect_err "is busy"
     h commit c1 busy:1; expect_rc 1; expect_err "is busy"
+    h rm c1; expect_rc 1; expect_err "is busy"
     kill "$holder"; wait "$holder" 2>/dev/null
     step=commit-stopped; h commit c1 stopped:1; expect_rc 0
     [[ $(cat "$work/out") =~ ^sha256:[0-9a-f]{64}$ ]] || fail "commit printed '$(cat "$work/out")', not an image ID"
