@@ -84,8 +84,7 @@ int cmd_pull(const GlobalOptions& global, const std::vector<std::string>& args) 
   const auto parts = runtime::parse_reference(*normalized).value();
   ProgressDisplay display(stdout, ::isatty(STDOUT_FILENO) == 1);
   if (!quiet) {
-    if (reference.find_first_of(":@") == std::string::npos ||
-        (reference.rfind(':') < reference.rfind('/') && reference.find('@') == std::string::npos))
+    if (parts.digest.empty() && parts.tag == "latest" && !reference.ends_with(":latest"))
       display.line("Using default tag: latest");
     display.line(parts.manifest_reference() + ": Pulling from " + parts.repository);
   }

@@ -32,6 +32,7 @@ namespace {
 constexpr const char* kCreated = "2024-01-01T00:00:00Z";
 
 using ScratchDir = hyper::testing::ImageScratch;
+using hyper::testing::compress;
 using hyper::testing::hex_of;
 using hyper::testing::read_file;
 using hyper::testing::sha;
@@ -43,30 +44,6 @@ std::string layer_tar(const std::string& content) {
   writer.dir("etc/");
   writer.file("etc/" + content, content + "\n");
   return writer.finish();
-}
-
-std::string compress(const std::string& data, int filter) {
-  archive* a = archive_write_new();
-  REQUIRE(archive_write_add_filter(a, filter) == ARCHIVE_OK);
-  REQUIRE(archive_write_set_format_raw(a) == ARCHIVE_OK);
-  REQUIRE(archive_write_set_bytes_in_last_block(a, 1) == ARCHIVE_OK);
-  std::string out;
-  REQUIRE(archive_write_open2(
-              a, &out, nullptr,
-              [](archive*, void* sink, const void* buffer, size_t size) -> la_ssize_t {
-                static_cast<std::string*>(sink)->append(static_cast<const char*>(buffer), size);
-                return static_cast<la_ssize_t>(size);
-              },
-              nullptr, nullptr) == ARCHIVE_OK);
-  archive_entry* entry = archive_entry_new();
-  archive_entry_set_filetype(entry, AE_IFREG);
-  archive_entry_set_size(entry, static_cast<int64_t>(data.size()));
-  REQUIRE(archive_write_header(a, entry) == ARCHIVE_OK);
-  REQUIRE(archive_write_data(a, data.data(), data.size()) == static_cast<la_ssize_t>(data.size()));
-  archive_entry_free(entry);
-  REQUIRE(archive_write_close(a) == ARCHIVE_OK);
-  archive_write_free(a);
-  return out;
 }
 
 std::string config_json(const std::vector<std::string>& plain_layers, const std::string& created = kCreated,
