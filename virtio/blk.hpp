@@ -45,6 +45,7 @@ class Blk final : public VirtioDevice {
   void queue_notify(uint32_t index) override;
   void reset() override;
   bool wants_io_thread() const override { return options_.io_thread; }
+  std::string describe() const override { return slot_.describe(); }
 
   [[nodiscard]] uint64_t capacity_sectors() const { return sectors_; }
   [[nodiscard]] uint64_t rejected_requests() const { return rejected_.load(); }

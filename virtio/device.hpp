@@ -91,6 +91,19 @@ class ActivationSlot {
     ++broken_;
     return false;
   }
+  // The queues' state, without waiting: a device thread that holds the slot (serving a
+  // request, or stuck in one) is itself the answer.
+  [[nodiscard]] std::string describe() const {
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock()) return "busy: its thread is serving a request";
+    std::string text = active_ ? "active" : "inactive";
+    if (broken_) text += ", " + std::to_string(broken_) + " broken ring(s) so far";
+    if (active_) {
+      for (size_t q = 0; q < active_->queues.size(); ++q)
+        text += "\n  queue " + std::to_string(q) + ": " + active_->queues[q].describe();
+    }
+    return text;
+  }
   // Rings found broken since start.
   [[nodiscard]] uint64_t broken() const {
     std::lock_guard lock(mutex_);
@@ -126,6 +139,8 @@ class VirtioDevice {
   // Whether the machine should serve this device's queue kicks on a thread of its own
   // rather than the shared event loop: for devices whose work blocks (disk I/O).
   [[nodiscard]] virtual bool wants_io_thread() const { return false; }
+  // Its queues and whatever else explains a stalled guest (Machine::describe_devices).
+  [[nodiscard]] virtual std::string describe() const { return {}; }
 };
 
 }  // namespace hyper::virtio

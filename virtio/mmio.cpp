@@ -50,6 +50,17 @@ uint64_t MmioTransport::rejected_writes() const {
   return rejected_;
 }
 
+std::string MmioTransport::describe() const {
+  char line[160];
+  {
+    std::lock_guard lock(mutex_);
+    std::snprintf(line, sizeof line, "device type %u: status 0x%x, interrupt status 0x%x, features 0x%llx, %llu refused writes; ",
+                  device_->device_type(), status_, interrupt_status_, static_cast<unsigned long long>(driver_features_),
+                  static_cast<unsigned long long>(rejected_));
+  }
+  return line + device_->describe();
+}
+
 MmioTransport::QueueState* MmioTransport::selected_queue() {
   return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
 }

@@ -41,6 +41,8 @@ class MmioTransport final : public BusDevice {
 
   [[nodiscard]] int irq_fd() const { return irq_.fd(); }
   [[nodiscard]] uint32_t status() const;
+  // The transport's registers and the device's queues, for Machine::describe_devices.
+  [[nodiscard]] std::string describe() const;
   // Register writes the state machine refused (illegal transitions, bad values).
   [[nodiscard]] uint64_t rejected_writes() const;
 

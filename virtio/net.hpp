@@ -52,6 +52,7 @@ class Net final : public VirtioDevice {
   void queue_notify(uint32_t index) override;
   void reset() override;
   Status attach(EventLoop& loop) override;
+  std::string describe() const override { return slot_.describe(); }
 
   [[nodiscard]] const MacAddress& mac() const { return mac_; }
   struct Stats {

@@ -122,6 +122,24 @@ Status Queue::push_used(uint16_t head, uint32_t written) {
   return memory_->write_obj(layout_.used_ring + 2, next_used_);
 }
 
+std::string Queue::describe() const {
+  const auto guest = [&](uint64_t gpa) {
+    const auto value = memory_->read_obj<uint16_t>(gpa);
+    return value ? std::to_string(*value) : std::string("?");
+  };
+  const uint64_t n = layout_.size;
+  std::string text = "size " + std::to_string(n) + ", avail idx " + guest(layout_.avail_ring + 2) + " (consumed " +
+                     std::to_string(next_avail_) + "), used idx " + std::to_string(next_used_) + " (in guest memory " +
+                     guest(layout_.used_ring + 2) + "), interrupt checked at used " + std::to_string(last_notified_);
+  if (layout_.event_idx) {
+    text += ", used_event " + guest(layout_.avail_ring + kRingHeader + 2 * n) + ", avail_event " +
+            guest(layout_.used_ring + kRingHeader + kUsedElemSize * n);
+  } else {
+    text += ", avail flags " + guest(layout_.avail_ring);
+  }
+  return text;
+}
+
 Result<bool> Queue::should_notify() {
   std::atomic_thread_fence(std::memory_order_seq_cst);  // our used idx before the driver's event
   const uint16_t old = last_notified_, now = next_used_;

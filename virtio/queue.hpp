@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "vmm/guest_memory.hpp"
@@ -52,6 +53,9 @@ class Queue {
   [[nodiscard]] Result<bool> should_notify();
 
   [[nodiscard]] uint16_t size() const { return layout_.size; }
+  // Both sides' view of the rings, for diagnosing a stalled guest: our indices next to
+  // the driver's, and the event-idx fields each side last published.
+  [[nodiscard]] std::string describe() const;
 
  private:
   Queue(const GuestMemory& memory, const QueueLayout& layout) : memory_(&memory), layout_(layout) {}

@@ -21,6 +21,7 @@ class Rng final : public VirtioDevice {
   Status activate(Activation activation) override;
   void queue_notify(uint32_t index) override;
   void reset() override;
+  std::string describe() const override { return slot_.describe(); }
 
   [[nodiscard]] uint64_t bytes_served() const { return bytes_served_.load(); }
 

@@ -138,6 +138,13 @@ void Vsock::reset() {
   drop_all_connections_locked();
 }
 
+std::string Vsock::describe() const {
+  std::string text = slot_.describe();
+  std::unique_lock lock(mutex_, std::try_to_lock);
+  if (lock.owns_lock()) text += "\n  " + std::to_string(connections_.size()) + " connection(s)";
+  return text;
+}
+
 void Vsock::queue_notify(uint32_t index) {
   if (index != kRxQueue && index != kTxQueue) return;  // we never send events
   run_locked([&](Activation* active) { return active ? serve_queues(*active) : true; });

@@ -74,6 +74,7 @@ class Vsock final : public VirtioDevice, public std::enable_shared_from_this<Vso
   void reset() override;
   // Watches the listener; connections' sockets are added to `loop` as they come.
   Status attach(EventLoop& loop) override;
+  std::string describe() const override;
 
   [[nodiscard]] VsockStats stats() const;
 

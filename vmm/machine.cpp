@@ -103,14 +103,16 @@ Result<UniqueFd> periodic_timer(long interval_ns) {
   return fd;
 }
 
-// Signals that stop the VM; blocked on the run() thread (and inherited by vCPU threads)
-// so that they arrive through a signalfd instead of interrupting anything.
-sigset_t stop_signals() {
+// Signals a CLI's machine handles: the ones that stop the VM, and SIGUSR1, which prints
+// the devices' state. Blocked on the run() thread (and inherited by vCPU threads) so
+// that they arrive through a signalfd instead of interrupting anything.
+sigset_t handled_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
   return set;
 }
 
@@ -230,6 +232,11 @@ struct Machine::Impl {
     std::vector<EventFd> queues;  // index = queue
   };
   std::vector<DeviceKicks> kicks;
+  struct Window {
+    uint64_t base;
+    std::shared_ptr<virtio::MmioTransport> transport;
+  };
+  std::vector<Window> windows;  // every virtio device, in the order of its MMIO window
   UniqueFd console;  // our own non-blocking handle on config.console_fd
   std::shared_ptr<devices::Serial> serial;
   std::string cmdline;
@@ -309,6 +316,7 @@ Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> de
   const uint32_t queue_count = static_cast<uint32_t>(device->queue_max_sizes().size());
   auto transport = std::make_shared<virtio::MmioTransport>(device, memory, std::move(irq_fd));
   HYPER_CHECK(mmio.insert(transport, base, layout::kVirtioMmioWindowSize));
+  windows.push_back({base, transport});
   std::vector<EventFd> device_kicks;
   for (uint32_t q = 0; q < queue_count; ++q) {
     auto kick = HYPER_TRY(EventFd::create());
@@ -377,13 +385,23 @@ const std::string& Machine::cmdline() const { return impl_->cmdline; }
 
 void Machine::stop(VmExit exit) { impl_->exits.report(std::move(exit)); }
 
+std::string Machine::describe_devices() const {
+  std::string text;
+  for (const auto& w : impl_->windows) {
+    char base[32];
+    std::snprintf(base, sizeof base, "virtio-mmio@0x%llx ", static_cast<unsigned long long>(w.base));
+    text += base + w.transport->describe() + "\n";
+  }
+  return text.empty() ? "no virtio devices\n" : text;
+}
+
 Result<RunResult> Machine::run() {
   Impl& m = *impl_;
   if (m.ran) return make_error(Errc::invalid_argument, "Machine::run called twice");
   m.ran = true;
   HYPER_CHECK(install_kick_handler());
 
-  const sigset_t blocked = stop_signals();
+  const sigset_t blocked = handled_signals();
   std::optional<SignalMaskGuard> mask;
   UniqueFd signal_fd;
   if (m.config.handle_signals) {
@@ -411,6 +429,10 @@ Result<RunResult> Machine::run() {
       signalfd_siginfo info{};
       if (::read(signal_fd.get(), &info, sizeof info) != sizeof info) return;
       const int sig = static_cast<int>(info.ssi_signo);
+      if (sig == SIGUSR1) {
+        m.config.log("device state:\n" + describe_devices());
+        return;
+      }
       m.exits.report({ExitKind::signal, 128 + sig, std::string("stopped by signal ") + ::strsignal(sig)});
     }));
   }

@@ -66,6 +66,10 @@ class Machine {
   // Thread-safe: ends the VM as if by `exit`.
   void stop(VmExit exit);
   [[nodiscard]] const std::string& cmdline() const;
+  // Thread-safe, never blocks on a busy device: each virtio device's transport registers
+  // and queue indices (ours and the driver's), one device per line. With handle_signals,
+  // SIGUSR1 logs it.
+  [[nodiscard]] std::string describe_devices() const;
 
   struct Impl;
 

@@ -132,6 +132,19 @@ class FakeDriver {
     return out;
   }
 
+  // Where queue `q`'s rings are, for a transport's queue registers.
+  [[nodiscard]] QueueLayout layout(size_t q, bool event_idx) const {
+    return {size_, desc_table(q), avail_ring(q), used_ring(q), event_idx};
+  }
+  // The event-idx fields (virtio 1.x, 2.7.10): used_event is the driver's, avail_event
+  // the device's.
+  void set_used_event(size_t q, uint16_t value) { write<uint16_t>(avail_ring(q) + 4 + 2ULL * size_, value); }
+  [[nodiscard]] uint16_t avail_event(size_t q) const { return read<uint16_t>(used_ring(q) + 4 + 8ULL * size_); }
+  [[nodiscard]] uint16_t avail_idx(size_t q) const { return queues_.at(q).avail_idx; }
+  // Used chains not yet taken with take_used().
+  [[nodiscard]] bool has_used(size_t q) const { return read<uint16_t>(used_ring(q) + 2) != queues_.at(q).used_seen; }
+  [[nodiscard]] uint16_t used_seen(size_t q) const { return queues_.at(q).used_seen; }
+
   int interrupts = 0;
   bool needs_reset = false;
 
@@ -151,9 +164,6 @@ class FakeDriver {
   uint64_t desc_table(size_t q) const { return kRingArea * (q + 1); }
   uint64_t avail_ring(size_t q) const { return desc_table(q) + 16ULL * size_; }
   uint64_t used_ring(size_t q) const { return (avail_ring(q) + 6 + 2ULL * size_ + 4095) & ~uint64_t{4095}; }
-  QueueLayout layout(size_t q, bool event_idx) const {
-    return {size_, desc_table(q), avail_ring(q), used_ring(q), event_idx};
-  }
   template <class T>
   T read(uint64_t gpa) const {
     return memory_.read_obj<T>(gpa).value();
