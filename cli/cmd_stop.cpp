@@ -14,6 +14,7 @@
 #include "cli/commands.hpp"
 #include "runtime/agent_client.hpp"
 #include "runtime/container_store.hpp"
+#include "runtime/crash_point.hpp"
 #include "runtime/paths.hpp"
 
 namespace hyper::cli {
@@ -65,6 +66,7 @@ Status stop_one(const ContainerStore& store, const Container& container, int tim
   const int sig = image_signal.ok() ? image_signal.value() : SIGTERM;
   const auto now = std::chrono::steady_clock::now();
   if (signal_container(container, sig).ok()) {
+    runtime::crash_point("stop-signalled");
     auto after = HYPER_TRY(wait_until_exited(store, container.id, now + std::chrono::seconds(timeout_s)));
     if (after.state.status != ContainerStatus::running) return {};
     if (signal_container(container, SIGKILL).ok()) {

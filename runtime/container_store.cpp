@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "runtime/crash_point.hpp"
 #include "vmm/file_io.hpp"
 #include "vmm/unique_fd.hpp"
 
@@ -248,10 +249,12 @@ Result<ContainerState> reconcile(const fs::path& dir, const ContainerState& stat
   });
 }
 
+// Two processes may delete the same tree (a remove and a sweep of its remains): what
+// counts is that it is gone.
 Status remove_tree(const fs::path& path) {
   std::error_code ec;
   fs::remove_all(path, ec);
-  if (ec) return make_error(Errc::io, "remove " + path.string() + ": " + ec.message());
+  if (ec && ::access(path.c_str(), F_OK) == 0) return make_error(Errc::io, "remove " + path.string() + ": " + ec.message());
   return {};
 }
 
@@ -346,16 +349,43 @@ Result<std::string> claim_name(const fs::path& store, const std::string& request
   return make_error(Errc::io, "no free container name found");
 }
 
-// Claims the name and moves the staged directory into place, under the names lock.
-Status publish(const fs::path& store, Container& container, const std::string& requested, const fs::path& staging) {
+// Builds the container's directory aside, claims the name and renames the directory into
+// place, all under the names lock: a staging directory seen by anyone holding that lock
+// was left by a process that died (sweep_leftovers).
+Status publish(const fs::path& store, Container& container, const std::string& requested) {
   const UniqueFd lock = HYPER_TRY(lock_file(store / kNamesDir / kNamesLock));
-  container.name = HYPER_TRY(claim_name(store, requested, container.id));
-  Status done = write_file_atomic(staging / kConfigFile, config_text(container));
-  if (done.ok()) done = write_file_atomic(staging / kStateFile, state_text(ContainerState{}));
-  if (done.ok() && ::rename(staging.c_str(), container.dir.c_str()) != 0)
-    done = Error::from_errno("rename " + staging.string());
-  if (!done.ok()) ::unlink((store / kNamesDir / container.name).c_str());
+  const fs::path staging = store / (kCreatingPrefix + container.id);
+  if (::mkdir(staging.c_str(), 0700) != 0) return Error::from_errno("mkdir " + staging.string());
+  Status done = [&]() -> Status {
+    container.name = HYPER_TRY(claim_name(store, requested, container.id));
+    Status written = write_file_atomic(staging / kConfigFile, config_text(container));
+    if (written.ok()) written = write_file_atomic(staging / kStateFile, state_text(ContainerState{}));
+    crash_point("container-staged");
+    if (written.ok() && ::rename(staging.c_str(), container.dir.c_str()) != 0)
+      written = Error::from_errno("rename " + staging.string());
+    if (!written.ok()) ::unlink((store / kNamesDir / container.name).c_str());
+    return written;
+  }();
+  if (!done.ok()) (void)remove_tree(staging);
   return done;
+}
+
+// What a process killed half-way through create or remove leaves: staging directories
+// (never visible as containers) and removed containers' remains. Under the names lock,
+// which every create and the rename of every remove hold.
+void sweep_leftovers(const fs::path& store) {
+  std::vector<fs::path> leftovers;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(store, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(kCreatingPrefix) || name.starts_with(kRemovingPrefix)) leftovers.push_back(entry.path());
+  }
+  if (leftovers.empty()) return;
+  auto lock = lock_file(store / kNamesDir / kNamesLock);
+  if (!lock.ok()) return;
+  // A remove renames under the lock but deletes after it, so a removed tree may still be
+  // shrinking under its remover: both only delete.
+  for (const auto& path : leftovers) (void)remove_tree(path);
 }
 
 Result<std::vector<std::string>> container_ids(const fs::path& store) {
@@ -410,6 +440,7 @@ Result<ContainerStore> ContainerStore::open(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir / kNamesDir, ec);
   if (ec) return make_error(Errc::io, "cannot create " + (dir / kNamesDir).string() + ": " + ec.message());
+  sweep_leftovers(dir);
   return ContainerStore(dir);
 }
 
@@ -428,12 +459,7 @@ Result<Container> ContainerStore::create(const ContainerConfig& config, const st
   container.config = config;
   container.dir = dir_ / container.id;
   // Built aside and renamed into place, so nobody sees a container without its files.
-  const fs::path staging = dir_ / (kCreatingPrefix + container.id);
-  if (::mkdir(staging.c_str(), 0700) != 0) return Error::from_errno("mkdir " + staging.string());
-  if (Status published = publish(dir_, container, requested, staging); !published.ok()) {
-    (void)remove_tree(staging);
-    return std::move(published).error();
-  }
+  HYPER_CHECK(publish(dir_, container, requested));
   return container;
 }
 
@@ -446,6 +472,11 @@ Result<Container> ContainerStore::load(const std::string& id) const {
   if (container.id != id) return corrupt(config_path, "its id is not its directory's name");
   const ContainerState state = HYPER_TRY(read_state(container.dir));
   container.state = HYPER_TRY(reconcile(container.dir, state));
+  // A --rm container whose monitor was killed before it could remove it: done here.
+  if (container.config.auto_remove && container.state.status == ContainerStatus::exited) {
+    HYPER_CHECK(remove(container));
+    return make_error(Errc::not_found, "No such container: " + id);
+  }
   return container;
 }
 
@@ -515,6 +546,7 @@ Status ContainerStore::remove(const Container& container) const {
       if (owner.ok() && *owner == container.id) ::unlink(link.c_str());
     }
   }
+  crash_point("container-unlisted");
   return remove_tree(doomed);
 }
 

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "runtime/crash_point.hpp"
 #include "runtime/file_lock.hpp"
 #include "runtime/vm_session.hpp"
 
@@ -108,6 +109,7 @@ Result<std::filesystem::path> ensure_rootfs(const ImageStore& store, const Image
   if (::access(stamp.c_str(), F_OK) == 0 && ::access(target.c_str(), R_OK) == 0) return target;  // built meanwhile
   progress("Building the root filesystem of " + image.id.substr(0, 19) + " (once per set of layers)");
   HYPER_CHECK(build_rootfs(store, image, dir, target));
+  crash_point("rootfs-built");  // built but not stamped: the next run builds it again
   UniqueFd stamp_fd(::open(stamp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
   if (!stamp_fd.valid()) return Error::from_errno("create " + stamp.string());
   return target;
@@ -125,7 +127,12 @@ Status create_scratch_disk(const std::filesystem::path& cache_dir, const std::fi
     }
   }
   // cp keeps the holes (and reflinks where the filesystem can): a few MiB are written.
-  return run_quietly({"cp", "--sparse=always", "--reflink=auto", template_path.string(), path.string()});
+  // Copied aside and renamed, so a copy cut short never becomes the container's disk.
+  const auto copying = path.string() + ".tmp";
+  HYPER_CHECK(run_quietly({"cp", "--sparse=always", "--reflink=auto", template_path.string(), copying}));
+  crash_point("scratch-disk-copied");
+  if (::rename(copying.c_str(), path.c_str()) != 0) return Error::from_errno("rename " + copying);
+  return {};
 }
 
 }  // namespace hyper::runtime

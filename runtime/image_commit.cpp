@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "runtime/container_export.hpp"
+#include "runtime/crash_point.hpp"
 #include "runtime/guarded.hpp"
 #include "runtime/image_blobs.hpp"
 #include "runtime/image_changes.hpp"
@@ -209,6 +210,7 @@ Result<Image> build_image(ImageStore& store, const std::optional<Image>& base, c
     const auto config_digest = HYPER_TRY(store.put_blob(config));
     const formats::Descriptor config_descriptor{formats::kDockerConfig, config_digest, config.size(), {}, {}};
     const auto manifest_digest = HYPER_TRY(store.put_blob(formats::docker_manifest(config_descriptor, layers)));
+    crash_point("commit-blobs-stored");  // blobs no image names: image prune removes them
     return store.add_image(manifest_digest, options.tags);
   });
 }

@@ -91,6 +91,9 @@ Status collect(const std::filesystem::path& dir, const std::vector<Image>& image
   report.reclaimed_bytes +=
       sweep(dir / "by-chain", [&](const std::string& name) { return live.chains.count(name) != 0; }, nullptr, "");
   report.reclaimed_bytes += sweep(dir / "partial", [](const std::string&) { return false; }, nullptr, "");
+  // Staging that a killed load, import or commit left: writers hold the gc lock shared
+  // while theirs exists, so under the exclusive lock all of it is left over.
+  report.reclaimed_bytes += sweep(dir / "tmp", [](const std::string&) { return false; }, nullptr, "");
   // Root filesystems cached by image id, before they were keyed by chain ID.
   if (std::error_code ec; std::filesystem::exists(dir / "by-id", ec)) {
     report.reclaimed_bytes += tree_size(dir / "by-id");

@@ -151,6 +151,8 @@ Result<std::filesystem::path> ImageStore::derived_dir(const Image& image) const 
 
 Result<std::vector<Image>> ImageStore::load(const std::filesystem::path& archive) {
   return guarded("loading an image", [&]() -> Result<std::vector<Image>> {
+    // From the first file in tmp/ on: prune takes everything there that no writer holds.
+    const auto writing = HYPER_TRY(writer_lock());
     remove_stale_staging(dir_ / "tmp");
     const auto staging = HYPER_TRY(blobs::TempDir::create(dir_ / "tmp"));
     const auto loaded = HYPER_TRY(archive_reader::read_archive(archive, staging.path()));

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "runtime/crash_point.hpp"
 #include "runtime/disk_images.hpp"
 #include "runtime/image_store.hpp"
 #include "runtime/log_file.hpp"
@@ -191,6 +192,7 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
     state.pid_start_ticks = ticks;
     state.started_at = now_rfc3339();
   });
+  crash_point("monitor-running");
   Ended ended = run_vm(paths, container, options, signal_fd.get());
   if (!ended.started) options.on_started(ended.status, ended.error);
   // The VM is gone: released first, so that whoever sees "exited" (a commit right after

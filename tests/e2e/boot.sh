@@ -149,12 +149,21 @@ case $case in
       kill -0 "$vmm_pid" 2>/dev/null || break
       sleep 0.1
     done
+    # SIGUSR1 prints the devices' state and the VM runs on
+    kill -USR1 "$vmm_pid" 2>/dev/null
+    for _ in $(seq 100); do grep -q "queue 0: size 256" "$work/err" && break; sleep 0.1; done
+    kill -0 "$vmm_pid" 2>/dev/null || fail "hyper-vmm ended on SIGUSR1"
     kill -9 "$vmm_pid" 2>/dev/null
     wait "$vmm_pid" 2>/dev/null
     rc=$?
     expect_out "hyper-test-init: blk formatted /dev/vda"
     expect_out "hyper-test-init: blk synced, holding"
     expect_rc 137
+    expect_err "device state:"
+    grep -E -q "virtio-mmio@0xd0000000 device type 2: status 0xf, .*; active" "$work/err" ||
+      fail "no state line for the disk's transport"
+    grep -E -q "queue 0: size 256, avail idx [0-9]+ \(consumed [0-9]+\), used idx [0-9]+ .*avail_event [0-9]+" "$work/err" ||
+      fail "no queue state for the disk"
     [ "$(debugfs -R 'cat /guest.txt' "$work/disk.img" 2>/dev/null)" = "written by the guest" ] ||
       fail "the file the guest fsynced is not in the image after SIGKILL"
     ;;

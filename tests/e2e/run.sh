@@ -21,6 +21,10 @@
 #              stdin) run
 #   pull       a registry in the VM filled by skopeo: the pulled image has skopeo's digest
 #              and runs; a committed container pushed, removed, pulled back and run
+#   crash      kill -9 of hyper at fixed points of run, start, stop, rm, commit and the
+#              rootfs build (HYPER_CRASH_AT), and of a --rm container's VMM: the next
+#              command repairs the state (leftovers swept, names freed, disks rebuilt,
+#              orphan blobs pruned) or reports it
 set -uo pipefail
 
 build=$1 group=$2
@@ -381,6 +385,54 @@ PY
     h --insecure-registry "$REGISTRY" pull "$REGISTRY/pulled/committed:1"; expect_rc 0
     h run --rm "$REGISTRY/pulled/committed:1"
     expect_rc 0; expect_out_exactly "committed"
+    ;;
+
+  crash)
+    # kill -9 at fixed points of run, start, stop, rm and commit (HYPER_CRASH_AT, see
+    # runtime/crash_point.hpp): the next command finds a state it repairs, or reports.
+    load_busybox
+    leftovers() { ls -A "$HYPER_ROOT/containers" | grep -E '^\.(creating|removing)-'; }
+    step=create; HYPER_CRASH_AT=container-staged h run -d --name c1 busybox sleep 600; expect_rc 137
+    leftovers >/dev/null || fail "the killed create left no staging directory (the crash point did not fire?)"
+    h ps -a -q; expect_rc 0; expect_out_exactly ""
+    ! leftovers >/dev/null || fail "the next command left the staging directory: $(leftovers)"
+    h run -d --name c1 busybox sh -c 'echo kept >/root/file; sleep 600'; expect_rc 0  # the name is free
+    wait_for sh -c "'$hyper' exec c1 cat /root/file 2>/dev/null | grep -q kept" || fail "c1 never wrote its file"
+    step=stop; HYPER_CRASH_AT=stop-signalled h stop -t 20 c1; expect_rc 137
+    # The signal went out before the stop command died: the container ends all the same.
+    wait_for sh -c "'$hyper' ps -a | grep c1 | grep -q 'Exited (143)'" || fail "c1 did not end after the signal"
+    step=monitor; HYPER_CRASH_AT=monitor-running h start c1; expect_rc 125
+    expect_err "monitor died"
+    h ps -a; expect_rc 0; expect_out "Exited (137)"
+    h start c1; expect_rc 0
+    h exec c1 cat /root/file; expect_rc 0; expect_out_exactly kept
+    step=scratch; HYPER_CRASH_AT=scratch-disk-copied h run -d --name c2 busybox sleep 600; expect_rc 125
+    c2=$("$hyper" inspect c2 | sed -n 's/.*"Id": "\([0-9a-f]*\)".*/\1/p' | head -n1)
+    [ -e "$HYPER_ROOT/containers/$c2/rw.ext4.tmp" ] || fail "no half-made scratch disk (the crash point did not fire?)"
+    [ ! -e "$HYPER_ROOT/containers/$c2/rw.ext4" ] || fail "a half-made scratch disk became the container's disk"
+    h start c2; expect_rc 0  # a fresh scratch disk, not the half-made one
+    h exec c2 sh -c 'echo scratch-ok >/root/f; cat /root/f'; expect_rc 0; expect_out_exactly scratch-ok
+    step=commit; HYPER_CRASH_AT=commit-blobs-stored h commit c1 crashed:1; expect_rc 137
+    h images -q crashed; expect_rc 0; expect_out_exactly ""
+    h image prune -f; expect_rc 0; expect_out "Total reclaimed space"
+    grep -q "Total reclaimed space: 0B" "$work/out" && fail "prune found nothing the killed commit left"
+    [ -z "$(ls -A "$HYPER_ROOT/images/tmp" 2>/dev/null)" ] || fail "prune left staging in images/tmp"
+    h commit c1 crashed:1; expect_rc 0
+    step=rootfs; HYPER_CRASH_AT=rootfs-built h run --rm crashed:1 cat /root/file; expect_rc 137
+    h run --rm crashed:1 cat /root/file; expect_rc 0; expect_out_exactly kept  # built again
+    step=rm; h rm -f c2; expect_rc 0
+    h stop -t 1 c1; expect_rc 0
+    HYPER_CRASH_AT=container-unlisted h rm c1; expect_rc 137
+    h ps -a -q; expect_rc 0; expect_out_exactly ""
+    ! leftovers >/dev/null || fail "the removed container's remains are still there: $(leftovers)"
+    h rm c1; expect_rc 1; expect_err "No such container: c1"
+    step=rm-auto; h run -d --rm --name c3 busybox sleep 600; expect_rc 0
+    pid=$("$hyper" inspect c3 | sed -n 's/.*"VmmPid": \([0-9]*\).*/\1/p')
+    [ -n "$pid" ] && kill -KILL "$pid" || fail "no VMM pid for c3"
+    wait_for sh -c "! kill -0 $pid 2>/dev/null" || fail "the VMM survived SIGKILL"
+    h ps -a -q; expect_rc 0; expect_out_exactly ""  # a killed --rm container is removed by the next look
+    h run --rm --name c3 busybox echo name-free; expect_rc 0; expect_out_exactly name-free
+    [ -z "$(ls -A "$HYPER_ROOT/containers" | grep -v '^\.names$')" ] || fail "leftovers: $(ls -A "$HYPER_ROOT/containers")"
     ;;
 
   *) echo "unknown group $group" >&2; exit 2 ;;

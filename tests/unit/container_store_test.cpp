@@ -314,6 +314,50 @@ TEST_CASE("container store: a running container whose monitor died is recorded a
   CHECK(listed->front().state.exit_code == 137);
 }
 
+TEST_CASE("container store: a killed --rm container is removed by the next reader") {
+  TempDir dir;
+  ContainerStore store = open_store(dir.path);
+  ContainerConfig config = sample_config();
+  config.auto_remove = true;
+  auto created = store.create(config, std::string("gone"));
+  REQUIRE(created.ok());
+  Child child;
+  auto ticks = process_start_ticks(child.pid);
+  REQUIRE(ticks.ok());
+  set_running(store, *created, child.pid, *ticks);
+  CHECK(find(store, "gone").state.status == ContainerStatus::running);
+  child.end();
+
+  auto found = store.find("gone");
+  REQUIRE_FALSE(found.ok());
+  CHECK(found.error().code == Errc::not_found);
+  CHECK_FALSE(fs::exists(created->dir));
+  auto listed = store.list();
+  REQUIRE(listed.ok());
+  CHECK(listed->empty());
+  create(store, "gone");  // the name is free again
+}
+
+TEST_CASE("container store: what a killed create or remove left is swept when the store is opened") {
+  TempDir dir;
+  {
+    ContainerStore store = open_store(dir.path);
+    const Container kept = create(store, "kept");
+  }
+  const std::string id(64, 'b');
+  for (const char* prefix : {".creating-", ".removing-"}) {
+    fs::create_directories(dir.path / (prefix + id) / "deep");
+    std::ofstream(dir.path / (prefix + id) / "deep" / "rw.ext4") << "half a disk";
+  }
+  ContainerStore store = open_store(dir.path);
+  CHECK_FALSE(fs::exists(dir.path / (".creating-" + id)));
+  CHECK_FALSE(fs::exists(dir.path / (".removing-" + id)));
+  auto listed = store.list();
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().name == "kept");
+}
+
 TEST_CASE("container store: monitor_alive tells a live monitor from a dead, zombie or reused pid") {
   auto ticks = process_start_ticks(::getpid());
   REQUIRE(ticks.ok());

@@ -269,19 +269,24 @@ TEST_CASE("registry: rmi untags, removes the last tag's image and its blobs, kee
   CHECK_FALSE(store.find(image.id).ok());
 }
 
-TEST_CASE("registry: prune -a spares images in use, and collects orphans and partial downloads") {
+TEST_CASE("registry: prune -a spares images in use, and collects orphans, partial downloads and staging") {
   ImageScratch scratch;
   auto store = scratch.store();
   const Image kept = put_image(store, "kept", {"127.0.0.1:5000/app:kept"});
   const Image gone = put_image(store, "gone", {"127.0.0.1:5000/app:gone"});
   REQUIRE(store.put_blob("an orphan nobody names").ok());
   write_file(store.partial_dir() / std::string(64, 'c'), "half a layer");
+  // What a commit or load killed before its image was indexed leaves in tmp/.
+  fs::create_directories(store.tmp_dir() / "0123456789abcdef");
+  write_file(store.tmp_dir() / "0123456789abcdef" / "layer.tar.gz", "half a commit");
+  write_file(store.tmp_dir() / "blob-fedcba9876543210", "half a blob");
   const auto pruned = store.prune(true, [&](const std::string& id) { return id == kept.id; });
   REQUIRE(pruned.ok());
   CHECK(store.find(kept.id).ok());
   CHECK_FALSE(store.find(gone.id).ok());
   CHECK_FALSE(store.has_blob(sha("an orphan nobody names")));
   CHECK(fs::is_empty(store.partial_dir()));
+  CHECK(fs::is_empty(store.tmp_dir()));
   CHECK(blob_count(scratch) == 3);
 }
 
