@@ -14,17 +14,19 @@
 #include <string>
 #include <thread>
 
+#include "tests/unit/blk_disk.hpp"
 #include "tests/unit/fake_driver.hpp"
 #include "virtio/blk.hpp"
 #include "virtio/mmio.hpp"
 
 using namespace hyper;
 using namespace hyper::virtio;
+using hyper::virtio::testing::Disk;
 using hyper::virtio::testing::FakeDriver;
 
 namespace {
 
-constexpr uint64_t kSectors = 64;
+constexpr uint64_t kSectors = 64;  // Disk's default
 constexpr uint32_t kRegQueueSel = 0x030, kRegQueueNum = 0x038, kRegQueueReady = 0x044, kRegInterruptStatus = 0x060,
                    kRegInterruptAck = 0x064, kRegStatus = 0x070, kRegDriverFeaturesSel = 0x024,
                    kRegDriverFeatures = 0x020;
@@ -35,21 +37,6 @@ constexpr int kLostAfterMs = 5000;
 bool need_event(uint16_t event, uint16_t now, uint16_t old) {
   return static_cast<uint16_t>(now - event - 1) < static_cast<uint16_t>(now - old);
 }
-
-struct TempDisk {
-  TempDisk() {
-    char name[] = "/tmp/hyper-blk-race-XXXXXX";
-    const int fd = ::mkstemp(name);
-    REQUIRE(fd >= 0);
-    path = name;
-    std::string content(kSectors * 512, '\0');
-    for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i / 512);  // sector n holds n
-    REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
-    ::close(fd);
-  }
-  ~TempDisk() { ::unlink(path.c_str()); }
-  std::string path;
-};
 
 // The device side as Machine runs it: an I/O thread that wakes on the queue's kick
 // eventfd (the ioeventfd) and serves the queue.
@@ -180,8 +167,8 @@ struct Driver {
 }  // namespace
 
 TEST_CASE("virtio-blk: with event-idx, no kick and no completion interrupt is lost between driver and I/O thread") {
-  TempDisk disk;
-  auto blk = Blk::open({disk.path, false, ""}).value();
+  Disk disk;
+  const auto& blk = disk.blk;
   for (const uint16_t queue_size : {uint16_t{8}, uint16_t{64}}) {
     CAPTURE(queue_size);
     Driver driver(blk, queue_size);

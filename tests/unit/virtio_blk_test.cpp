@@ -6,33 +6,18 @@
 #include <cstring>
 #include <string>
 
+#include "tests/unit/blk_disk.hpp"
 #include "tests/unit/fake_driver.hpp"
 #include "virtio/blk.hpp"
 
 using namespace hyper;
 using namespace hyper::virtio;
+using hyper::virtio::testing::Disk;
 using hyper::virtio::testing::FakeDriver;
 
 namespace {
 
 constexpr uint64_t kHeader = 0x1000, kData = 0x2000, kStatus = 0x9000;
-
-struct Disk {
-  explicit Disk(bool read_only = false, uint64_t sectors = 64) {
-    char name[] = "/tmp/hyper-blk-test-XXXXXX";
-    const int fd = ::mkstemp(name);
-    REQUIRE(fd >= 0);
-    path = name;
-    std::string content(sectors * 512, '\0');
-    for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i / 512);  // sector n holds n
-    REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
-    ::close(fd);
-    blk = Blk::open({path, read_only, "serial-7"}).value();
-  }
-  ~Disk() { ::unlink(path.c_str()); }
-  std::string path;
-  std::shared_ptr<Blk> blk;
-};
 
 struct Guest {
   Guest() : memory(GuestMemory::create(std::array{RegionSpec{0, 0x100000}}).value()) {}
