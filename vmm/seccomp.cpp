@@ -61,6 +61,7 @@ std::vector<Rule> sanitizer_rules() {
   return {{SCMP_SYS(open), {}},         {SCMP_SYS(openat), {}},     {SCMP_SYS(readlink), {}},
           {SCMP_SYS(readlinkat), {}},   {SCMP_SYS(fstat), {}},      {SCMP_SYS(stat), {}},
           {SCMP_SYS(lstat), {}},        {SCMP_SYS(newfstatat), {}}, {SCMP_SYS(getdents64), {}},
+          {SCMP_SYS(getdents), {}},
           {SCMP_SYS(lseek), {}},        {SCMP_SYS(pread64), {}},    {SCMP_SYS(sigaltstack), {}},
           {SCMP_SYS(rt_sigaction), {}}, {SCMP_SYS(prctl), {}},      {SCMP_SYS(sched_getaffinity), {}},
           {SCMP_SYS(clone), {}},        {SCMP_SYS(ptrace), {}},     {SCMP_SYS(wait4), {}},

@@ -223,10 +223,10 @@ TEST_CASE("seccomp: a vCPU thread may run KVM and touch memory, nothing more") {
   SUBCASE("disk I/O") {
     expect_violation(run_confined(ThreadKind::vcpu,
                                   [&fds] {
-                                    char c;
-                                    return ::pread(fds.file, &c, 1, 0) >= 0 ? 92 : 91;
+                                    const char c = 0;
+                                    return ::pwrite(fds.file, &c, 1, 0) >= 0 ? 92 : 91;
                                   }),
-                     "17 (pread64)");
+                     "18 (pwrite64)");
   }
 }
 
