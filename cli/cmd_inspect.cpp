@@ -78,7 +78,8 @@ Json container_json(const Container& container) {
           {"HostConfig",
            {{"NanoCpus", uint64_t{config.cpus} * kNanoCpusPerCpu},
             {"Memory", config.memory_mib * kMiB},
-            {"AutoRemove", config.auto_remove}}},
+            {"AutoRemove", config.auto_remove},
+            {"SecurityOpt", config.seccomp ? Json(nullptr) : Json::array({"seccomp=unconfined"})}}},
           {"Config", config_json(container)}};
 }
 

@@ -88,7 +88,9 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
                 "      --cpus N           vCPUs (default 1)\n"
                 "      --tap NAME,ip=CIDR[,gw=IP][,mac=M][,dns=IP]\n"
                 "                         eth0 on an existing tap device (until networks arrive)\n"
-                "  -m, --memory SIZE      VM memory (default 256m)\n");
+                "  -m, --memory SIZE      VM memory (default 256m)\n"
+                "      --security-opt seccomp=unconfined\n"
+                "                         do not confine the VMM's threads with seccomp\n");
     return 0;
   }
   auto flags = parse_run_flags(args);

@@ -130,13 +130,14 @@ std::optional<Options> parse_args(int argc, char** argv) {
   Options opt;
   std::string kernel, initrd, vsock;
   std::vector<std::string> disks, nets;
+  bool no_seccomp = false;
   po::options_description desc(
       "Usage: hyper-vmm --kernel KERNEL [options]\n\n"
       "Boots a Linux kernel (ELF vmlinux with a PVH note, or bzImage) in a KVM microVM.\n"
       "Exit status: the byte the guest wrote to the exit port (0x501); 0 when the guest\n"
       "rebooted or powered off; 1 when the guest kernel panicked or triple-faulted or KVM\n"
       "failed; 2 for bad options or a VM that could not be built; 128+N when stopped by\n"
-      "signal N.\n\nOptions");
+      "signal N; 159 when a VMM thread made a system call its seccomp filter forbids.\n\nOptions");
   desc.add_options()
       ("help,h", "show this help and exit")
       ("kernel,k", po::value(&kernel)->value_name("PATH"), "kernel image: vmlinux (PVH entry) or bzImage (required)")
@@ -157,6 +158,10 @@ std::optional<Options> parse_args(int argc, char** argv) {
       ("rng", po::bool_switch(&opt.machine.rng), "add a virtio-rng device (entropy from the host's getrandom)")
       ("console", po::value(&opt.console)->value_name("stdout|none|PATH"),
        "where the guest's serial console goes (default: stdout)")
+      ("no-seccomp", po::bool_switch(&no_seccomp),
+       "do not confine the VMM's threads with seccomp filters (by default each vCPU, I/O and "
+       "event-loop thread may make only the system calls it needs; a forbidden one ends the "
+       "VMM with status 159)")
       ("timings", po::bool_switch(&opt.timings),
        "print exec->first KVM_RUN, exec->boot-timer write and exec->exit times to stderr");
   po::variables_map vm;
@@ -189,6 +194,7 @@ std::optional<Options> parse_args(int argc, char** argv) {
     opt.machine.vsock = parse_vsock(vsock);
     if (!opt.machine.vsock) return std::nullopt;
   }
+  opt.machine.seccomp = !no_seccomp;
   opt.machine.kernel = kernel;
   if (!initrd.empty()) opt.machine.initrd = initrd;
   return opt;

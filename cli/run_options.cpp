@@ -18,7 +18,7 @@ namespace po = boost::program_options;
 
 const std::set<std::string> kValueFlags = {"-e", "--env", "--env-file", "-w", "--workdir", "-u", "--user",
                                            "--entrypoint", "--cpus", "-m", "--memory", "--name", "-h", "--hostname",
-                                           "--tap"};
+                                           "--tap", "--security-opt"};
 const std::set<char> kShortValueFlags = {'e', 'w', 'u', 'm', 'h'};
 
 // Where the image name is: the first word that is neither a flag nor a flag's value.
@@ -98,7 +98,8 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
       ("hostname,h", po::value<std::string>())
       ("tap", po::value<std::string>())
       ("cpus", po::value<std::string>(&out.cpus))
-      ("memory,m", po::value<std::string>(&out.memory));
+      ("memory,m", po::value<std::string>(&out.memory))
+      ("security-opt", po::value<std::vector<std::string>>()->composing());
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(flags).options(desc).style(po::command_line_style::default_style &
@@ -123,6 +124,15 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
     return make_error(Errc::invalid_argument, "the working directory '" + *out.workdir + "' is invalid, it needs to be an absolute path");
   if (out.hostname && (out.hostname->empty() || out.hostname->size() > 64))
     return make_error(Errc::invalid_argument, "invalid hostname \"" + *out.hostname + "\": 1 to 64 characters");
+  if (vm.count("security-opt")) {
+    for (const auto& opt : vm["security-opt"].as<std::vector<std::string>>()) {
+      if (opt != "seccomp=unconfined")
+        return make_error(Errc::invalid_argument, "invalid --security-opt \"" + opt +
+                                                      "\": only seccomp=unconfined is supported (it turns off the "
+                                                      "VMM's own seccomp filters)");
+      out.seccomp = false;
+    }
+  }
   return out;
 }
 
@@ -232,6 +242,7 @@ Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const r
   config.cpus = HYPER_TRY(parse_cpus(flags.cpus));
   config.memory_mib = flags.memory.empty() ? 256 : HYPER_TRY(parse_memory(flags.memory));
   config.stop_signal = image.config.stop_signal;
+  config.seccomp = flags.seccomp;
   if (flags.tap) config.network = HYPER_TRY(parse_tap(*flags.tap));
   return config;
 }

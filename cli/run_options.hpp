@@ -21,6 +21,7 @@ struct RunFlags {
   std::optional<std::string> tap;
   std::string cpus = "1";
   std::string memory;
+  bool seccomp = true;  // --security-opt seccomp=unconfined turns the VMM's filters off
   std::string image;
   std::vector<std::string> command;
 };

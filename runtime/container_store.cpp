@@ -17,6 +17,7 @@
 
 #include "runtime/crash_point.hpp"
 #include "vmm/file_io.hpp"
+#include "vmm/seccomp.hpp"
 #include "vmm/unique_fd.hpp"
 
 namespace hyper::runtime {
@@ -145,7 +146,8 @@ std::string config_text(const Container& container) {
                      {"open_stdin", config.open_stdin},
                      {"auto_remove", config.auto_remove},
                      {"cpus", config.cpus},
-                     {"memory_mib", config.memory_mib}};
+                     {"memory_mib", config.memory_mib},
+                     {"seccomp", config.seccomp}};
   if (config.network) {
     const TapNetwork& net = *config.network;
     json["network"] = {{"tap", net.tap}, {"address", net.address}, {"gateway", net.gateway}, {"mac", net.mac}, {"dns", net.dns}};
@@ -188,6 +190,7 @@ Status parse_config(const fs::path& path, const std::string& text, Container& ou
     config.auto_remove = json.value("auto_remove", false);
     config.cpus = json.value("cpus", 1u);
     config.memory_mib = json.value("memory_mib", uint64_t{256});
+    config.seccomp = json.value("seccomp", true);
     if (const auto net = json.find("network"); net != json.end() && net->is_object()) {
       config.network = TapNetwork{net->at("tap").get<std::string>(), net->at("address").get<std::string>(),
                                   net->value("gateway", ""), net->value("mac", ""),
@@ -234,17 +237,28 @@ Result<ContainerState> modify_state(const fs::path& dir, const std::function<voi
   return state;
 }
 
+// The message the VMM's seccomp reporter left before it ended the monitor, if any.
+std::optional<std::string> seccomp_violation(const fs::path& dir) {
+  auto text = read_file(dir / kSeccompViolationFile);
+  if (!text.ok() || text->empty()) return std::nullopt;
+  while (!text->empty() && text->back() == '\n') text->pop_back();
+  return *text;
+}
+
 // A monitor that died without recording its end (SIGKILL, a host crash) left the state
-// "running": record what Docker shows for a killed container. The check is repeated
-// under the lock, where the monitor itself may have recorded its end meanwhile.
+// "running": record what Docker shows for a killed container, or the seccomp violation
+// that ended it. The check is repeated under the lock, where the monitor itself may have
+// recorded its end meanwhile.
 Result<ContainerState> reconcile(const fs::path& dir, const ContainerState& state) {
   if (state.status != ContainerStatus::running || monitor_alive(state)) return state;
-  return modify_state(dir, [](ContainerState& current) {
+  const auto violation = seccomp_violation(dir);
+  return modify_state(dir, [&violation](ContainerState& current) {
     if (current.status != ContainerStatus::running || monitor_alive(current)) return;
     current.status = ContainerStatus::exited;
     current.pid = 0;
     current.pid_start_ticks = 0;
-    current.exit_code = kKilledStatus;
+    current.exit_code = violation ? seccomp::kViolationStatus : kKilledStatus;
+    if (violation) current.error = *violation;
     current.finished_at = now_rfc3339();
   });
 }

@@ -33,6 +33,8 @@ namespace hyper::runtime {
 
 // The container's writable layer, an ext4 scratch disk in its directory.
 inline constexpr const char* kScratchDiskName = "rw.ext4";
+// Where the VMM's seccomp reporter writes a violation before the monitor dies with it.
+inline constexpr const char* kSeccompViolationFile = "seccomp-violation.log";
 
 // An interface on a tap the caller made, until networks and published ports arrive.
 struct TapNetwork {
@@ -52,6 +54,7 @@ struct ContainerConfig {
   uint32_t cpus = 1;
   uint64_t memory_mib = 256;
   std::optional<TapNetwork> network;
+  bool seccomp = true;  // false: --security-opt seccomp=unconfined
 };
 
 enum class ContainerStatus { created, running, exited };

@@ -122,6 +122,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   auto log = LogWriter::open(container.dir / "container.log");
   if (!log.ok()) return {125, log.error().message};
   UniqueFd console(::open((container.dir / "console.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd violation(::open((container.dir / kSeccompViolationFile).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
 
   VmSpec spec;
   spec.dir = container.dir;
@@ -133,6 +134,8 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   }
   spec.console_fd = console.get();
   spec.start_ns = options.start_ns;
+  spec.seccomp = container.config.seccomp;
+  spec.seccomp_report_fd = violation.get();
   auto session = VmSession::boot(spec, kBootTimeoutMs);
   if (!session.ok()) return {125, session.error().message};
   VmSession& vm = **session;

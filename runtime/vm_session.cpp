@@ -71,6 +71,8 @@ Result<std::unique_ptr<VmSession>> VmSession::boot(const VmSpec& spec, int ready
   config.console_fd = spec.console_fd;
   config.handle_signals = false;
   config.start_ns = spec.start_ns;
+  config.seccomp = spec.seccomp;
+  config.seccomp_report_fd = spec.seccomp_report_fd;
 
   // Not inside the new-expression: a HYPER_TRY returning there would leak the allocation.
   EventFd stopped = HYPER_TRY(EventFd::create());

@@ -25,6 +25,8 @@ struct VmSpec {
   std::vector<virtio::NetOptions> nets;
   int console_fd = -1;  // not owned
   uint64_t start_ns = 0;
+  bool seccomp = true;         // MachineConfig::seccomp
+  int seccomp_report_fd = -1;  // MachineConfig::seccomp_report_fd
 };
 
 class VmSession {

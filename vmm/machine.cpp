@@ -30,6 +30,7 @@
 #include "vmm/guest_memory.hpp"
 #include "vmm/kvm.hpp"
 #include "vmm/layout.hpp"
+#include "vmm/seccomp.hpp"
 #include "vmm/vcpu_loop.hpp"
 #include "virtio/mmio.hpp"
 #include "virtio/rng.hpp"
@@ -118,6 +119,31 @@ sigset_t handled_signals() {
 
 static_assert(layout::kVirtioMmioWindowSize == virtio::kMmioWindowSize);
 
+// Each kind of VMM thread's allow-list, compiled once per run; none with seccomp off.
+struct ThreadFilters {
+  std::optional<seccomp::Filter> vcpu, event_loop, io;
+
+  static Result<ThreadFilters> compile(const MachineConfig& config, bool io_threads) {
+    ThreadFilters filters;
+    if (!config.seccomp) return filters;
+    const int report = config.seccomp_report_fd;
+    filters.vcpu = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::vcpu, report));
+    filters.event_loop = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::event_loop, report));
+    if (io_threads) filters.io = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::io, report));
+    return filters;
+  }
+};
+
+// Confines the calling thread with `filter`, if any; a thread that cannot be confined
+// must not serve the guest, so the VM stops.
+bool confine(const std::optional<seccomp::Filter>& filter, const std::string& name, ExitLatch& exits) {
+  if (!filter) return true;
+  const Status applied = filter->apply(name.c_str());
+  if (applied) return true;
+  exits.report({ExitKind::error, 1, applied.error().message});
+  return false;
+}
+
 // A device's own I/O thread: an event loop serving only that device's queue kicks, so a
 // disk waiting for the host's storage never delays the console, network or vsock.
 class DeviceThread {
@@ -131,10 +157,11 @@ class DeviceThread {
   }
   ~DeviceThread() { stop(); }
   EventLoop& loop() { return loop_; }
-  void start(const std::string& name) {
-    thread_ = std::thread([this, name] {
-      ::pthread_setname_np(::pthread_self(), name.c_str());
-      (void)loop_.run_until([this] { return stopping_.load(); });
+  // `filter` and `exits` outlive the thread.
+  void start(const std::string& name, const std::optional<seccomp::Filter>& filter, ExitLatch& exits) {
+    thread_ = std::thread([this, name, &filter, &exits] {
+      ::pthread_setname_np(::pthread_self(), ("hyper-" + name).c_str());
+      if (confine(filter, name, exits)) (void)loop_.run_until([this] { return stopping_.load(); });
     });
   }
   void stop() {
@@ -448,14 +475,24 @@ Result<RunResult> Machine::run() {
     HYPER_CHECK(serve_kicks(device_threads.back()->loop(), dev.device, dev.queues));
   }
 
+  const ThreadFilters filters = HYPER_TRY(ThreadFilters::compile(m.config, !device_threads.empty()));
   VcpuContext ctx{m.pio, m.mmio, m.exits, m.kvm.is_pvm(), m.first_run_ns};
   VcpuThreads threads;
   try {
-    for (size_t i = 0; i < device_threads.size(); ++i) device_threads[i]->start("hyper-io" + std::to_string(i));
-    for (const auto& vcpu : m.vcpus) threads.start([&vcpu, &ctx] { run_vcpu(vcpu, ctx); });
+    for (size_t i = 0; i < device_threads.size(); ++i)
+      device_threads[i]->start("io" + std::to_string(i), filters.io, m.exits);
+    for (const auto& vcpu : m.vcpus) {
+      threads.start([&vcpu, &ctx, &filters, &m] {
+        const std::string name = "vcpu" + std::to_string(vcpu.id());
+        ::pthread_setname_np(::pthread_self(), ("hyper-" + name).c_str());
+        if (confine(filters.vcpu, name, m.exits)) run_vcpu(vcpu, ctx);
+      });
+    }
   } catch (const std::system_error& e) {  // the threads already started are stopped below
     m.exits.report({ExitKind::error, 1, std::string("cannot start a vCPU or I/O thread: ") + e.what()});
   }
+  // Only now: the threads created above would have inherited this thread's filter.
+  (void)confine(filters.event_loop, "event-loop", m.exits);
 
   const Status loop_status = loop.run_until([&] { return m.exits.stopping(); });
   if (!loop_status) m.exits.report({ExitKind::error, 1, loop_status.error().message});

@@ -38,6 +38,10 @@ struct MachineConfig {
   int console_fd = STDOUT_FILENO;  // not owned; -1 discards the console
   bool handle_signals = true;      // SIGINT/SIGTERM/SIGHUP stop the VM (a CLI wants this)
   uint64_t start_ns = 0;           // the "exec" timestamp timings are relative to
+  // Each VMM thread confines itself with its own seccomp allow-list (vmm/seccomp.hpp,
+  // docs/security.md); a forbidden system call ends the process with status 159.
+  bool seccomp = true;
+  int seccomp_report_fd = -1;  // not owned; gets a violation's message too (e.g. a file)
   std::function<void(const std::string&)> log = [](const std::string&) {};
 };
 

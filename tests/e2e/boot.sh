@@ -185,6 +185,30 @@ case $case in
     bytes=$(sed -n 's/.*bytes=\([0-9a-f]*\).*/\1/p' "$work/out")
     [ ${#bytes} -eq 64 ] && [ "$bytes" != "$(printf '0%.0s' {1..64})" ] || fail "no entropy from /dev/hwrng: '$bytes'"
     ;;
+  seccomp)  # every thread of a running VMM carries a seccomp filter (Seccomp: 2 in
+            # /proc/PID/task/*/status): its 2 vCPUs, the disk's I/O thread and the event
+            # loop; --no-seccomp boots with none
+    truncate -s 32M "$work/disk.img"
+    "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$build/tests/test-initrd-busybox.cpio" --disk "$work/disk.img" \
+      --cpus 2 --cmdline "test_action=blk test_format=1 test_hold=1" >"$work/out" 2>"$work/err" &
+    vmm_pid=$!
+    for _ in $(seq 1200); do
+      grep -q "blk synced, holding" "$work/out" && break
+      kill -0 "$vmm_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    for task in /proc/"$vmm_pid"/task/*; do
+      echo "$(sed -n 's/^Name:\t//p' "$task/status") $(sed -n 's/^Seccomp:\t//p' "$task/status")"
+    done | sort >"$work/threads"
+    kill -9 "$vmm_pid" 2>/dev/null
+    wait "$vmm_pid" 2>/dev/null
+    expect_out "hyper-test-init: blk synced, holding"
+    [ "$(cat "$work/threads")" = $'hyper-io0 2\nhyper-vcpu0 2\nhyper-vcpu1 2\nhyper-vmm 2' ] ||
+      fail "threads and their seccomp modes: $(tr '\n' ',' <"$work/threads"), expected each of hyper-io0, hyper-vcpu0, hyper-vcpu1 and hyper-vmm (the event loop) with 2"
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --no-seccomp --disk "$work/disk.img" --cmdline "test_exit=7"
+    expect_rc 7
+    expect_out "hyper-test-init: exit 7"
+    ;;
   panic)  # a kernel panic ends the VMM non-zero and shows the console tail
     vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --cmdline "test_action=panic"
     expect_rc 1

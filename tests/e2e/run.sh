@@ -65,6 +65,14 @@ load_busybox() {
   expect_out "Loaded image: busybox:latest"
 }
 
+# vmm_threads PID: "NAME SECCOMP-MODE" of each of the process's threads, sorted, in $threads
+vmm_threads() {
+  [ -n "$1" ] && [ -d "/proc/$1/task" ] || fail "no running VMM process '$1'"
+  threads=$(for task in /proc/"$1"/task/*; do
+    echo "$(sed -n 's/^Name:\t//p' "$task/status") $(sed -n 's/^Seccomp:\t//p' "$task/status")"
+  done | sort)
+}
+
 # wait_for COMMAND...: retries for up to 60 s
 wait_for() {
   for _ in $(seq 600); do "$@" && return 0; sleep 0.1; done
@@ -117,6 +125,8 @@ case $group in
     expect_rc 125; expect_err "Unable to find image 'nosuchimage'"
     step=bad-flag; h run --no-such-flag busybox true
     expect_rc 125; expect_err "no-such-flag"
+    step=bad-security-opt; h run --rm --security-opt apparmor=unconfined busybox true
+    expect_rc 125; expect_err 'invalid --security-opt "apparmor=unconfined"'
     step=bad-memory; h run --rm -m 12k busybox true
     expect_rc 125; expect_err "too small"
     step=not-found; h run --rm busybox /no/such/command
@@ -147,6 +157,18 @@ case $group in
     expect_rc 127; expect_err "executable file not found"
     step=inspect; h inspect web
     expect_rc 0; expect_out '"Running": true'; expect_out "\"Id\": \"$id\""
+    expect_out '"SecurityOpt": null'
+    step=seccomp; vmm_threads "$(sed -n 's/.*"VmmPid": \([0-9]*\).*/\1/p' "$work/out")"
+    # The monitor's own thread stays unconfined; its VM's threads each carry their filter.
+    [ "$threads" = $'hyper 0\nhyper 2\nhyper-io0 2\nhyper-io1 2\nhyper-vcpu0 2' ] ||
+      fail "monitor threads and seccomp modes: $(echo $threads), expected the VM's event loop, I/O and vCPU threads with 2"
+    step=unconfined; h run -d --name loose --security-opt seccomp=unconfined busybox sleep 1000
+    expect_rc 0
+    h inspect loose; expect_rc 0; expect_out '"seccomp=unconfined"'
+    vmm_threads "$(sed -n 's/.*"VmmPid": \([0-9]*\).*/\1/p' "$work/out")"
+    [ "$threads" = $'hyper 0\nhyper 0\nhyper-io0 0\nhyper-io1 0\nhyper-vcpu0 0' ] ||
+      fail "unconfined monitor threads and seccomp modes: $(echo $threads)"
+    h rm -f loose; expect_rc 0
     step=stop; h stop -t 20 web
     expect_rc 0; expect_out_exactly web
     h inspect web; expect_out '"ExitCode": 143'; expect_out '"Status": "exited"'

@@ -180,6 +180,7 @@ TEST_CASE("container store: create writes the config and a created state, found 
     CHECK_FALSE(found.config.auto_remove);
     CHECK(found.config.cpus == 3);
     CHECK(found.config.memory_mib == 512);
+    CHECK(found.config.seccomp);
     CHECK(found.state.status == ContainerStatus::created);
   }
   // The containers directory shows nothing but container ids.
@@ -356,6 +357,28 @@ TEST_CASE("container store: what a killed create or remove left is swept when th
   REQUIRE(listed.ok());
   REQUIRE(listed->size() == 1);
   CHECK(listed->front().name == "kept");
+}
+
+TEST_CASE("container store: a monitor that a seccomp violation ended is recorded with its message") {
+  TempDir dir;
+  ContainerStore store = open_store(dir.path);
+  ContainerConfig config = sample_config();
+  config.seccomp = false;  // stored as given (--security-opt seccomp=unconfined)
+  auto created = store.create(config, std::string("web"));
+  REQUIRE(created.ok());
+  CHECK_FALSE(find(store, "web").config.seccomp);
+  Child child;
+  auto ticks = process_start_ticks(child.pid);
+  REQUIRE(ticks.ok());
+  set_running(store, *created, child.pid, *ticks);
+  const std::string message = "hyper-vmm: seccomp: thread vcpu0 made a forbidden system call 59 (execve)";
+  std::ofstream(created->dir / kSeccompViolationFile) << message << "\n";
+  child.end();
+
+  const Container found = find(store, "web");
+  CHECK(found.state.status == ContainerStatus::exited);
+  CHECK(found.state.exit_code == 159);
+  CHECK(found.state.error == message);
 }
 
 TEST_CASE("container store: monitor_alive tells a live monitor from a dead, zombie or reused pid") {

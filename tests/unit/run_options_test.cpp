@@ -114,6 +114,22 @@ TEST_CASE("run options: bad flags are refused") {
   CHECK(parse_error({"-h", std::string(65, 'h'), "busybox"}).find("hostname") != std::string::npos);
 }
 
+TEST_CASE("run options: --security-opt seccomp=unconfined turns the VMM's filters off, nothing else is known") {
+  CHECK(parse({"img"}).seccomp);
+  const RunFlags off = parse({"--security-opt", "seccomp=unconfined", "img"});
+  CHECK_FALSE(off.seccomp);
+  CHECK(off.image == "img");
+  CHECK_FALSE(parse({"--security-opt=seccomp=unconfined", "img"}).seccomp);
+  CHECK_FALSE(container_config(off, sample_image()).value().seccomp);
+  CHECK(container_config(parse({"img"}), sample_image()).value().seccomp);
+  for (const std::string bad : {"seccomp=/etc/profile.json", "apparmor=unconfined", "no-new-privileges", "seccomp"}) {
+    CAPTURE(bad);
+    const std::string error = parse_error({"--security-opt", bad, "img"});
+    CHECK(error.find("invalid --security-opt \"" + bad + "\"") != std::string::npos);
+    CHECK(error.find("seccomp=unconfined") != std::string::npos);
+  }
+}
+
 TEST_CASE("run options: memory sizes") {
   CHECK(parse_memory("512m").value() == 512);
   CHECK(parse_memory("512M").value() == 512);
