@@ -355,6 +355,37 @@ struct Pipe {
   }
 };
 
+// Forks the VMM process (which never returns from here); its pid, in the monitor.
+Result<pid_t> spawn_vmm(const Paths& paths, const Container& container, const MonitorOptions& options, Pipe& go,
+                        Pipe& report, int monitor_signal_fd, bool jailed) {
+  // Nothing buffered twice: the VMM process leaves with _exit.
+  std::fflush(stdout);
+  std::fflush(stderr);
+  auto forked = jailed ? fork_into_pid_namespace() : fork_plain();
+  if (forked.ok() && *forked == 0) {
+    go.write.reset();
+    report.read.reset();
+    ::close(monitor_signal_fd);
+    vmm_main(paths, container, options, VmmChannels{go.read.get(), report.write.get()}, jailed);
+  }
+  go.read.reset();
+  report.write.reset();
+  return forked;
+}
+
+void record_running(const ContainerStore& store, const Container& container, pid_t vmm, const JailState& jail) {
+  const auto own_ticks = process_start_ticks(::getpid());
+  (void)store.update_state(container, [&](ContainerState& state) {
+    state = ContainerState{};
+    state.status = ContainerStatus::running;
+    state.pid = ::getpid();
+    state.pid_start_ticks = own_ticks.ok() ? own_ticks.value() : 0;
+    state.vmm_pid = vmm;
+    state.started_at = now_rfc3339();
+    state.jail = jail;
+  });
+}
+
 }  // namespace
 
 int run_monitor(const Paths& paths, ContainerStore& store, const Container& container, const MonitorOptions& options) {
@@ -377,18 +408,7 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
     options.on_started(125, !go.ok() ? go.error().message : !report.ok() ? report.error().message : "signalfd failed");
     return 125;
   }
-  // Nothing buffered twice: the VMM process leaves with _exit.
-  std::fflush(stdout);
-  std::fflush(stderr);
-  auto forked = jailed ? fork_into_pid_namespace() : fork_plain();
-  if (forked.ok() && *forked == 0) {
-    go->write.reset();
-    report->read.reset();
-    ::close(signals.fd());
-    vmm_main(paths, container, options, VmmChannels{go->read.get(), report->write.get()}, jailed);
-  }
-  go->read.reset();
-  report->write.reset();
+  auto forked = spawn_vmm(paths, container, options, *go, *report, signals.fd(), jailed);
   if (!forked.ok()) {
     if (jail.limits_enforced) (void)remove_cgroup(jail.cgroup);
     options.on_started(125, forked.error().message);
@@ -398,16 +418,7 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
   move_vmm(jail, vmm);
   warn_unenforced(options, jail);
   options.release_started();
-  const auto own_ticks = process_start_ticks(::getpid());
-  (void)store.update_state(container, [&](ContainerState& state) {
-    state = ContainerState{};
-    state.status = ContainerStatus::running;
-    state.pid = ::getpid();
-    state.pid_start_ticks = own_ticks.ok() ? own_ticks.value() : 0;
-    state.vmm_pid = vmm;
-    state.started_at = now_rfc3339();
-    state.jail = jail;
-  });
+  record_running(store, container, vmm, jail);
   const char start = 1;
   (void)write_all(go->write.get(), &start, 1, "the VMM");
   go->write.reset();
