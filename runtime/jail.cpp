@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <vector>
 
 #include "vmm/unique_fd.hpp"
 
@@ -49,6 +50,25 @@ Status check_single_threaded() {
   return {};
 }
 
+}  // namespace
+
+Status close_directory_fds() {
+  DIR* fds = ::opendir("/proc/self/fd");
+  if (!fds) return Error::from_errno("jail: list /proc/self/fd");
+  std::vector<int> open;
+  while (const dirent* entry = ::readdir(fds))
+    if (entry->d_name[0] != '.') open.push_back(std::atoi(entry->d_name));
+  const int own = ::dirfd(fds);
+  for (const int fd : open) {
+    struct stat st {};
+    if (fd != own && ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) ::close(fd);
+  }
+  ::closedir(fds);
+  return {};
+}
+
+namespace {
+
 Result<int> last_capability() {
   UniqueFd fd(::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Error::from_errno("jail: open /proc/sys/kernel/cap_last_cap");
@@ -58,8 +78,7 @@ Result<int> last_capability() {
 }
 
 // The new root's mount replaces the old root; the old one is detached, so nothing of the
-// host's file system stays reachable (no directory fd is open: the VMM holds only files,
-// devices, sockets and pipes).
+// host's file system stays reachable (close_directory_fds() went first).
 Result<std::string> switch_root(const fs::path& new_root) {
   HYPER_CHECK(make_dir(new_root / kOldRoot, 0700));
   if (::syscall(SYS_pivot_root, new_root.c_str(), (new_root / kOldRoot).c_str()) == 0) {
@@ -164,6 +183,7 @@ Status unshare_namespaces() {
 Result<std::string> enter_jail(const fs::path& dir) {
   if (!dir.is_absolute()) return make_error(Errc::invalid_argument, "jail: " + dir.string() + " is not absolute");
   HYPER_CHECK(check_single_threaded());
+  HYPER_CHECK(close_directory_fds());
   const int last_cap = HYPER_TRY(last_capability());
   HYPER_CHECK(build_root(dir));
   const std::string method = HYPER_TRY(switch_root(dir / kJailMountPoint));

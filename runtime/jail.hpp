@@ -46,6 +46,10 @@ std::vector<RlimitSetting> vmm_rlimits(rlim_t nofile_hard);
 std::vector<std::filesystem::path> mount_point_chain(const std::filesystem::path& new_root,
                                                      const std::filesystem::path& dir);
 
+// Closes every directory fd the process holds (an inherited one included): openat(fd,
+// "..") from one would lead out of the jail. The VMM needs none once its machine exists.
+Status close_directory_fds();
+
 // fork(2) with the child as PID 1 of a new PID namespace: 0 in the child, its pid (as
 // the host sees it) in the parent, whose own namespaces stay as they were.
 Result<pid_t> fork_into_pid_namespace();

@@ -404,7 +404,7 @@ PY
     expect_rc 0
     id=$(cat "$work/out"); dir="$HYPER_ROOT/containers/$id"; group_dir="$HYPER_CGROUP_ROOT/$id"
     [ ! -s "$work/err" ] || fail "run -d warned: $(cat "$work/err")"
-    h inspect jailed; vmm=$(field VmmPid)
+    h inspect jailed; vmm=$(field VmmPid); root_how=$(field Root)
     [ -n "$vmm" ] && [ "$vmm" -gt 0 ] && kill -0 "$vmm" || fail "no live VMM pid in inspect"
     monitor=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$dir/state.json")
     [ "$monitor" != "$vmm" ] && [ "$(awk '/^PPid/ {print $2}' "/proc/$vmm/status")" = "$monitor" ] ||
@@ -431,6 +431,14 @@ PY
     ! touch "/proc/$vmm/root$dir/written-by-the-vmm" 2>/dev/null || fail "the VMM can write in the container's directory"
     ! touch "/proc/$vmm/root/new" 2>/dev/null || fail "the VMM's root is writable"
     [ ! -e "/proc/$vmm/root/dev" ] && [ ! -e "/proc/$vmm/root/proc" ] || fail "the VMM's root has /dev or /proc"
+    # After pivot_root two mounts are left, the tmpfs root and the container's directory
+    # (a chroot leaves the host's under them, unreachable).
+    if [ "$root_how" != chroot ]; then
+      [ "$(wc -l <"/proc/$vmm/mountinfo")" = 2 ] || fail "the VMM sees these mounts: $(cat "/proc/$vmm/mountinfo")"
+    fi
+    for fd in "/proc/$vmm/fd"/*; do
+      [ ! -d "$fd" ] || fail "the VMM holds a directory fd: $fd -> $(readlink "$fd")"
+    done
     step=cgroup
     [ "$(cat "/proc/$vmm/cgroup")" = "0::/hyper-e2e/$id" ] || fail "the VMM is in $(cat "/proc/$vmm/cgroup")"
     [ "$(cat "$group_dir/memory.max")" = $(((256 + 64 + 4) * 1024 * 1024)) ] || fail "memory.max is $(cat "$group_dir/memory.max")"

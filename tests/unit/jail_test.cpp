@@ -1,6 +1,8 @@
 // The pure parts of the VMM's jail and cgroup: the values, the paths, and the cgroup
 // files written against a directory tree that looks like a cgroup v2 hierarchy.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -196,6 +198,27 @@ TEST_CASE("jail: namespaces and rlimits") {
   CHECK(limits[1].resource == RLIMIT_NOFILE);
   CHECK(limits[1].value == kVmmMaxFiles);
   CHECK(vmm_rlimits(1024)[1].value == 1024);  // never above the hard limit we have
+}
+
+TEST_CASE("jail: close_directory_fds closes directories only") {
+  TempDir dir;
+  write(dir.path / "file", "x");
+  // In a child: the test process keeps its own fds.
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int directory = ::open(dir.path.c_str(), O_RDONLY | O_DIRECTORY);
+    const int path_only = ::open(dir.path.c_str(), O_PATH | O_DIRECTORY);
+    const int file = ::open((dir.path / "file").c_str(), O_RDONLY);
+    if (directory < 0 || path_only < 0 || file < 0 || !close_directory_fds().ok()) _exit(2);
+    const bool closed = ::fcntl(directory, F_GETFD) < 0 && ::fcntl(path_only, F_GETFD) < 0;
+    const bool kept = ::fcntl(file, F_GETFD) >= 0 && ::fcntl(STDERR_FILENO, F_GETFD) >= 0;
+    _exit(closed && kept ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("jail: enter_jail refuses a relative directory") {
