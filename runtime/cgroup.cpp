@@ -107,7 +107,9 @@ Result<fs::path> cgroup_root() {
   const char* env = std::getenv("HYPER_CGROUP_ROOT");
   if (!env || !*env) return fs::path(kDefaultCgroupRoot);
   fs::path root = fs::path(env).lexically_normal();
-  if (!root.is_absolute()) return make_error(Errc::invalid_argument, "HYPER_CGROUP_ROOT must be an absolute path, not \"" + std::string(env) + "\"");
+  if (!root.is_absolute())
+    return make_error(Errc::invalid_argument,
+                      "HYPER_CGROUP_ROOT must be an absolute path, not \"" + std::string(env) + "\"");
   if (!root.has_filename()) root = root.parent_path();  // "/x/" names /x
   return root;
 }
@@ -149,7 +151,8 @@ Status remove_cgroup(const fs::path& group) {
   const auto deadline = std::chrono::steady_clock::now() + kRemoveTimeout;
   while (::rmdir(group.c_str()) != 0) {
     if (errno == ENOENT) return {};
-    if (errno != EBUSY || std::chrono::steady_clock::now() >= deadline) return Error::from_errno("remove " + group.string());
+    if (errno != EBUSY || std::chrono::steady_clock::now() >= deadline)
+      return Error::from_errno("remove " + group.string());
     std::this_thread::sleep_for(kRemovePoll);
   }
   return {};

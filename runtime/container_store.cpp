@@ -155,9 +155,14 @@ std::string config_text(const Container& container) {
 }
 
 Json jail_json(const JailState& jail) {
-  return {{"namespaces", jail.namespaces}, {"root", jail.root},           {"error", jail.error},
-          {"cgroup", jail.cgroup},         {"memory_max", jail.memory_max}, {"cpu_max", jail.cpu_max},
-          {"limits_enforced", jail.limits_enforced}, {"limits_error", jail.limits_error}};
+  return {{"namespaces", jail.namespaces},
+          {"root", jail.root},
+          {"error", jail.error},
+          {"cgroup", jail.cgroup},
+          {"memory_max", jail.memory_max},
+          {"cpu_max", jail.cpu_max},
+          {"limits_enforced", jail.limits_enforced},
+          {"limits_error", jail.limits_error}};
 }
 
 JailState parse_jail(const Json& json) {
@@ -175,13 +180,13 @@ JailState parse_jail(const Json& json) {
 
 std::string state_text(const ContainerState& state) {
   Json json = {{"status", status_name(state.status)},
-                     {"pid", state.pid},
-                     {"pid_start_ticks", state.pid_start_ticks},
-                     {"vmm_pid", state.vmm_pid},
-                     {"exit_code", state.exit_code},
-                     {"error", state.error},
-                     {"started_at", state.started_at},
-                     {"finished_at", state.finished_at}};
+               {"pid", state.pid},
+               {"pid_start_ticks", state.pid_start_ticks},
+               {"vmm_pid", state.vmm_pid},
+               {"exit_code", state.exit_code},
+               {"error", state.error},
+               {"started_at", state.started_at},
+               {"finished_at", state.finished_at}};
   if (state.jail) json["jail"] = jail_json(*state.jail);
   return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }

@@ -14,8 +14,9 @@
 //                                 `run --name` cannot take the same name
 //
 // A running container is one monitor process (with its VMM as its child); its pid and
-// start time (from /proc/PID/stat) are in the state, so a monitor that died (even by SIGKILL) is noticed by
-// the next reader, which marks the container exited (137), nothing more.
+// start time (from /proc/PID/stat) are in the state, so a monitor that died (even by
+// SIGKILL) is noticed by the next reader, which marks the container exited (137),
+// nothing more.
 #pragma once
 
 #include <sys/types.h>
@@ -62,12 +63,12 @@ const char* status_name(ContainerStatus status);
 // (runtime/jail.hpp, runtime/cgroup.hpp); `hyper inspect` shows it as "Jail".
 struct JailState {
   std::vector<std::string> namespaces;  // empty: the VMM shares the host's
-  std::string root;                     // how its root was entered: "pivot_root", "chroot"; "" when not
+  std::string root;                     // how its root was entered: "pivot_root", "chroot"
   std::string error;                    // why the VMM is not jailed
   std::string cgroup;                   // its cgroup v2 group
   std::string memory_max, cpu_max;      // the values written there (or that would have been)
   bool limits_enforced = false;
-  std::string limits_error;  // why they are not
+  std::string limits_error;             // why they are not
 };
 
 struct ContainerState {

@@ -46,7 +46,8 @@ Status check_single_threaded() {
   while (const dirent* entry = ::readdir(tasks)) count += entry->d_name[0] != '.';
   ::closedir(tasks);
   if (count != 1)
-    return make_error(Errc::io, "jail: the VMM has " + std::to_string(count) + " threads; it must enter its jail alone");
+    return make_error(Errc::io,
+                      "jail: the VMM has " + std::to_string(count) + " threads; it must enter its jail alone");
   return {};
 }
 
@@ -132,13 +133,14 @@ Status drop_capabilities(int last_cap) {
   HYPER_CHECK(sys(::prctl(PR_SET_SECUREBITS, kSecureBits, 0, 0, 0), "lock the securebits"));
   HYPER_CHECK(sys(::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear the ambient capabilities"));
   for (int cap = 0; cap <= last_cap; ++cap)
-    HYPER_CHECK(sys(::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability " + std::to_string(cap) + " from the bounding set"));
+    HYPER_CHECK(sys(::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability " + std::to_string(cap)));
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
   HYPER_CHECK(sys(static_cast<int>(::syscall(SYS_capset, &header, data)), "capset"));
   HYPER_CHECK(sys(static_cast<int>(::syscall(SYS_capget, &header, data)), "capget"));
   for (const auto& set : data) {
-    if (set.effective || set.permitted || set.inheritable) return make_error(Errc::io, "jail: capabilities remain after capset");
+    if (set.effective || set.permitted || set.inheritable)
+      return make_error(Errc::io, "jail: capabilities remain after capset");
   }
   return {};
 }

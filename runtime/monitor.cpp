@@ -314,7 +314,8 @@ Ended supervise(pid_t vmm, int signal_fd, int report_fd, const std::function<voi
         const Json message = Json::parse(pending.substr(0, newline), nullptr, false);
         if (!message.is_object()) continue;
         if (message.contains("root") && message["root"].is_string()) on_root(message["root"].get<std::string>());
-        if (message.contains("error") && message["error"].is_string()) ended.error = message["error"].get<std::string>();
+        if (message.contains("error") && message["error"].is_string())
+          ended.error = message["error"].get<std::string>();
       }
     }
   }

@@ -46,7 +46,8 @@ std::string describe_early_exit(const Result<RunResult>& result) {
 }  // namespace
 
 void remove_session_sockets(const std::filesystem::path& dir) {
-  for (const std::string& name : {std::string(kVsockSocket), std::string(kVsockSocket) + "_" + std::to_string(agent::kBootPort)}) {
+  const std::string vsock = kVsockSocket;
+  for (const std::string& name : {vsock, vsock + "_" + std::to_string(agent::kBootPort)}) {
     struct stat st {};
     const auto path = dir / name;
     if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
