@@ -39,7 +39,7 @@ Json state_json(const Container& container) {
           {"Dead", false},
           // The container's process lives in the guest; the host process is the VMM.
           {"Pid", 0},
-          {"VmmPid", running ? state.pid : 0},
+          {"VmmPid", running ? (state.vmm_pid ? state.vmm_pid : state.pid) : 0},
           {"ExitCode", state.exit_code},
           {"Error", state.error},
           {"StartedAt", or_zero_time(state.started_at)},
@@ -61,6 +61,25 @@ Json config_json(const Container& container) {
   return json;
 }
 
+// hyper's own: how the VMM of the current (or last) run was confined; null before the
+// first start. "Root" is how it entered a root holding only the container's directory.
+Json jail_json(const Container& container) {
+  if (!container.state.jail) return Json();
+  const auto& jail = *container.state.jail;
+  const bool jailed = !jail.namespaces.empty();
+  return {{"Namespaces", jail.namespaces},
+          {"Root", jail.root},
+          {"RootHolds", jailed ? Json::array({container.dir.string()}) : Json::array()},
+          {"Capabilities", jailed ? Json::array() : Json()},
+          {"NoNewPrivs", jailed},
+          {"Error", jail.error},
+          {"Cgroup", jail.cgroup},
+          {"MemoryMax", jail.memory_max},
+          {"CpuMax", jail.cpu_max},
+          {"Enforced", jail.limits_enforced},
+          {"Reason", jail.limits_error}};
+}
+
 Json container_json(const Container& container) {
   std::vector<std::string> args = container.config.entrypoint;
   args.insert(args.end(), container.config.cmd.begin(), container.config.cmd.end());
@@ -80,6 +99,7 @@ Json container_json(const Container& container) {
             {"Memory", config.memory_mib * kMiB},
             {"AutoRemove", config.auto_remove},
             {"SecurityOpt", config.seccomp ? Json(nullptr) : Json::array({"seccomp=unconfined"})}}},
+          {"Jail", jail_json(container)},
           {"Config", config_json(container)}};
 }
 

@@ -30,6 +30,17 @@ bool timings_requested() {
   return value && *value && std::string(value) != "0";
 }
 
+// What a detached monitor sends the starting command: warnings, then how the start went.
+constexpr char kWarningTag = 'W';
+constexpr char kStartedTag = 'S';
+
+std::string one_line(std::string text) {
+  for (auto& c : text) c = c == '\n' ? ' ' : c;
+  return text;
+}
+
+void print_warning(const std::string& warning) { std::fprintf(stderr, "hyper: warning: %s\n", warning.c_str()); }
+
 // Runs the monitor in a child of its own session, so it outlives this command; returns
 // once the container's process runs (0) or could not start (its docker exit code).
 int start_detached(const runtime::Paths& paths, ContainerStore& store, const Container& container) {
@@ -46,11 +57,16 @@ int start_detached(const runtime::Paths& paths, ContainerStore& store, const Con
     ::dup2(null, STDOUT_FILENO);
     ::dup2(log >= 0 ? log : null, STDERR_FILENO);
     runtime::MonitorOptions options;
+    options.on_warning = [fd = ready[1]](const std::string& warning) {
+      const std::string message = kWarningTag + one_line(warning) + "\n";
+      (void)write_all(fd, message.data(), message.size(), "the starting command");
+    };
     options.on_started = [fd = ready[1]](int code, const std::string& error) {
-      const std::string message = std::string(1, static_cast<char>(code)) + error;
+      const std::string message = kStartedTag + std::string(1, static_cast<char>(code)) + error;
       (void)write_all(fd, message.data(), message.size(), "the starting command");
       ::close(fd);
     };
+    options.release_started = [fd = ready[1]] { ::close(fd); };
     const int status = runtime::run_monitor(paths, store, container, options);
     _exit(status & 0xff);
   }
@@ -60,11 +76,18 @@ int start_detached(const runtime::Paths& paths, ContainerStore& store, const Con
   ssize_t n;
   while ((n = ::read(ready[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<size_t>(n));
   ::close(ready[0]);
-  if (message.empty()) return report("the container's monitor died before the container started (see " +
-                                         (container.dir / "monitor.log").string() + ")",
-                                     125);
-  const int code = static_cast<unsigned char>(message[0]);
-  if (code != 0) return report(message.substr(1), code);
+  // Warnings (a line each) come first, from the monitor; the outcome last, from its VMM.
+  while (message.starts_with(kWarningTag) && message.find('\n') != std::string::npos) {
+    const size_t newline = message.find('\n');
+    print_warning(message.substr(1, newline - 1));
+    message.erase(0, newline + 1);
+  }
+  if (message.size() < 2 || !message.starts_with(kStartedTag))
+    return report("the container's monitor died before the container started (see " +
+                      (container.dir / "monitor.log").string() + ")",
+                  125);
+  const int code = static_cast<unsigned char>(message[1]);
+  if (code != 0) return report(message.substr(2), code);
   return 0;
 }
 
@@ -125,6 +148,7 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
   options.on_started = [](int code, const std::string& error) {
     if (code != 0) report(error, code);
   };
+  options.on_warning = print_warning;
   return runtime::run_monitor(*paths, *store, *container, options);
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "runtime/cgroup.hpp"
 #include "runtime/crash_point.hpp"
 #include "vmm/file_io.hpp"
 #include "vmm/seccomp.hpp"
@@ -156,14 +157,40 @@ std::string config_text(const Container& container) {
   return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
+Json jail_json(const JailState& jail) {
+  return {{"namespaces", jail.namespaces},
+          {"root", jail.root},
+          {"error", jail.error},
+          {"cgroup", jail.cgroup},
+          {"memory_max", jail.memory_max},
+          {"cpu_max", jail.cpu_max},
+          {"limits_enforced", jail.limits_enforced},
+          {"limits_error", jail.limits_error}};
+}
+
+JailState parse_jail(const Json& json) {
+  JailState jail;
+  jail.namespaces = json.value("namespaces", std::vector<std::string>{});
+  jail.root = json.value("root", "");
+  jail.error = json.value("error", "");
+  jail.cgroup = json.value("cgroup", "");
+  jail.memory_max = json.value("memory_max", "");
+  jail.cpu_max = json.value("cpu_max", "");
+  jail.limits_enforced = json.value("limits_enforced", false);
+  jail.limits_error = json.value("limits_error", "");
+  return jail;
+}
+
 std::string state_text(const ContainerState& state) {
-  const Json json = {{"status", status_name(state.status)},
-                     {"pid", state.pid},
-                     {"pid_start_ticks", state.pid_start_ticks},
-                     {"exit_code", state.exit_code},
-                     {"error", state.error},
-                     {"started_at", state.started_at},
-                     {"finished_at", state.finished_at}};
+  Json json = {{"status", status_name(state.status)},
+               {"pid", state.pid},
+               {"pid_start_ticks", state.pid_start_ticks},
+               {"vmm_pid", state.vmm_pid},
+               {"exit_code", state.exit_code},
+               {"error", state.error},
+               {"started_at", state.started_at},
+               {"finished_at", state.finished_at}};
+  if (state.jail) json["jail"] = jail_json(*state.jail);
   return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
@@ -211,10 +238,12 @@ Result<ContainerState> parse_state(const fs::path& path, const std::string& text
     state.status = *status;
     state.pid = json.value("pid", pid_t{0});
     state.pid_start_ticks = json.value("pid_start_ticks", uint64_t{0});
+    state.vmm_pid = json.value("vmm_pid", pid_t{0});
     state.exit_code = json.value("exit_code", 0);
     state.error = json.value("error", "");
     state.started_at = json.value("started_at", "");
     state.finished_at = json.value("finished_at", "");
+    if (const auto jail = json.find("jail"); jail != json.end() && jail->is_object()) state.jail = parse_jail(*jail);
   } catch (const Json::exception& e) {
     return corrupt(path, e.what());
   }
@@ -257,6 +286,7 @@ Result<ContainerState> reconcile(const fs::path& dir, const ContainerState& stat
     current.status = ContainerStatus::exited;
     current.pid = 0;
     current.pid_start_ticks = 0;
+    current.vmm_pid = 0;
     current.exit_code = violation ? seccomp::kViolationStatus : kKilledStatus;
     if (violation) current.error = *violation;
     current.finished_at = now_rfc3339();
@@ -270,6 +300,15 @@ Status remove_tree(const fs::path& path) {
   fs::remove_all(path, ec);
   if (ec && ::access(path.c_str(), F_OK) == 0) return make_error(Errc::io, "remove " + path.string() + ": " + ec.message());
   return {};
+}
+
+// A monitor killed with SIGKILL leaves its VMM's group behind (its VMM dies with it).
+// Only a group named by the container's id, on a cgroup v2 file system, is removed.
+void remove_leftover_cgroup(const Container& container) {
+  if (!container.state.jail || container.state.jail->cgroup.empty()) return;
+  const fs::path group = container.state.jail->cgroup;
+  if (group.filename() != container.id || !check_cgroup2(group).ok()) return;
+  (void)remove_cgroup(group);
 }
 
 struct ProcStat {
@@ -560,6 +599,7 @@ Status ContainerStore::remove(const Container& container) const {
       if (owner.ok() && *owner == container.id) ::unlink(link.c_str());
     }
   }
+  remove_leftover_cgroup(container);
   crash_point("container-unlisted");
   return remove_tree(doomed);
 }

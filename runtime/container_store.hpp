@@ -7,14 +7,16 @@
 //   containers/<id>/console.log   the guest's serial console
 //   containers/<id>/rw.ext4       the writable layer (absent for --rm containers)
 //   containers/<id>/vsock.sock    the VMM's vsock socket while it runs
+//   containers/<id>/vmm-root/     empty; the VMM's own mount namespace mounts its root here
 //   containers/<id>/vm.lock       flock'ed by the one process with a VM on the container's
 //                                 disks: its monitor, or a commit of the stopped container
 //   containers/names/<name>       a symlink to the id, created with O_EXCL semantics so two
 //                                 `run --name` cannot take the same name
 //
-// A running container is one monitor process; its pid and start time (from
-// /proc/PID/stat) are in the state, so a monitor that died (even by SIGKILL) is noticed by
-// the next reader, which marks the container exited (137), nothing more.
+// A running container is one monitor process (with its VMM as its child); its pid and
+// start time (from /proc/PID/stat) are in the state, so a monitor that died (even by
+// SIGKILL) is noticed by the next reader, which marks the container exited (137),
+// nothing more.
 #pragma once
 
 #include <sys/types.h>
@@ -60,13 +62,27 @@ struct ContainerConfig {
 enum class ContainerStatus { created, running, exited };
 const char* status_name(ContainerStatus status);
 
+// How the monitor confined the VMM of the container's current (or last) run
+// (runtime/jail.hpp, runtime/cgroup.hpp); `hyper inspect` shows it as "Jail".
+struct JailState {
+  std::vector<std::string> namespaces;  // empty: the VMM shares the host's
+  std::string root;                     // how its root was entered: "pivot_root", "chroot"
+  std::string error;                    // why the VMM is not jailed
+  std::string cgroup;                   // its cgroup v2 group
+  std::string memory_max, cpu_max;      // the values written there (or that would have been)
+  bool limits_enforced = false;
+  std::string limits_error;             // why they are not
+};
+
 struct ContainerState {
   ContainerStatus status = ContainerStatus::created;
-  pid_t pid = 0;                 // the monitor (VMM) process while running
+  pid_t pid = 0;                 // the monitor process while running
   uint64_t pid_start_ticks = 0;  // its start time, so a reused pid is not mistaken for it
+  pid_t vmm_pid = 0;             // its VMM process (the monitor's child, in the jail)
   int exit_code = 0;
   std::string error;
   std::string started_at, finished_at;  // RFC 3339, empty when never
+  std::optional<JailState> jail;        // absent before the first start
 };
 
 struct Container {

@@ -5,16 +5,22 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <functional>
 #include <optional>
 
+#include "runtime/cgroup.hpp"
 #include "runtime/crash_point.hpp"
 #include "runtime/disk_images.hpp"
 #include "runtime/image_store.hpp"
+#include "runtime/jail.hpp"
 #include "runtime/log_file.hpp"
 #include "runtime/stdio_relay.hpp"
 #include "runtime/vm_session.hpp"
@@ -115,7 +121,20 @@ Status check_tap(const ContainerConfig& config) {
                                          " mode tap)");
 }
 
-Ended run_vm(const Paths& paths, const Container& container, const MonitorOptions& options, int signal_fd) {
+// What the VMM process tells its monitor (one JSON object a line): how it entered its
+// jail, and the error it ended with.
+void report_to_monitor(int fd, const Json& message) {
+  const std::string line = message.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  (void)write_all(fd, line.data(), line.size(), "the monitor");
+}
+
+struct VmmSetup {
+  bool jailed = false;
+  int report_fd = -1;
+};
+
+Ended run_vm(const Paths& paths, const Container& container, const MonitorOptions& options, int signal_fd,
+             const VmmSetup& setup) {
   if (auto tap = check_tap(container.config); !tap.ok()) return {125, tap.error().message};
   auto disks = prepare_disks(paths, container);
   if (!disks.ok()) return {125, disks.error().message};
@@ -126,6 +145,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
 
   VmSpec spec;
   spec.dir = container.dir;
+  spec.sockets_in_cwd = setup.jailed;
   spec.cpus = container.config.cpus;
   spec.memory_mib = container.config.memory_mib;
   spec.disks = disks->disks;
@@ -136,6 +156,13 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   spec.start_ns = options.start_ns;
   spec.seccomp = container.config.seccomp;
   spec.seccomp_report_fd = violation.get();
+  if (setup.jailed) {
+    spec.before_run = [&]() -> Status {
+      const std::string how = HYPER_TRY(enter_jail(container.dir));
+      report_to_monitor(setup.report_fd, {{"root", how}});
+      return {};
+    };
+  }
   auto session = VmSession::boot(spec, kBootTimeoutMs);
   if (!session.ok()) return {125, session.error().message};
   VmSession& vm = **session;
@@ -172,6 +199,198 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   return {137, outcome.error, started_ok};
 }
 
+// The VMM process's end of the three pipes; the monitor holds the other ends.
+struct VmmChannels {
+  int go = -1;      // one byte once the monitor has recorded the VMM and moved it into its cgroup
+  int report = -1;  // report_to_monitor()
+};
+
+[[noreturn]] void vmm_main(const Paths& paths, const Container& container, const MonitorOptions& options,
+                           const VmmChannels& channels, bool jailed) {
+  // Ends with its monitor, so that a killed monitor takes the VM along.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  sigset_t child;
+  sigemptyset(&child);
+  sigaddset(&child, SIGCHLD);
+  ::pthread_sigmask(SIG_UNBLOCK, &child, nullptr);  // the monitor blocked it for itself
+  const auto fail = [&](const std::string& error) {
+    options.on_started(125, error);
+    report_to_monitor(channels.report, {{"error", error}});
+    _exit(125);
+  };
+  if (jailed) {
+    if (auto unshared = unshare_namespaces(); !unshared.ok()) fail(unshared.error().message);
+    if (::chdir(container.dir.c_str()) != 0) fail(Error::from_errno("chdir " + container.dir.string()).message);
+  }
+  char go = 0;
+  while (::read(channels.go, &go, 1) < 0 && errno == EINTR) {
+  }
+  if (go != 1) _exit(125);  // the monitor is gone
+  ::close(channels.go);
+  auto signals = forwarded_signals_fd();
+  UniqueFd signal_fd = signals.ok() ? std::move(signals).value() : UniqueFd();
+  Ended ended = run_vm(paths, container, options, signal_fd.get(), VmmSetup{jailed, channels.report});
+  if (!ended.started) options.on_started(ended.status, ended.error);
+  report_to_monitor(channels.report, {{"error", ended.error}});
+  _exit(ended.status & 0xff);
+}
+
+// What the monitor sets up for its VMM before it runs: the cgroup with the limits (or
+// why there is none).
+JailState plan_jail(const Container& container, bool jailed) {
+  JailState jail;
+  if (jailed) {
+    jail.namespaces = jail_namespaces();
+  } else {
+    jail.error = "hyper runs as uid " + std::to_string(::geteuid()) + "; the jail needs root";
+  }
+  const CgroupLimits limits = cgroup_limits(container.config.cpus, container.config.memory_mib);
+  jail.memory_max = memory_max_text(limits);
+  jail.cpu_max = cpu_max_text(limits);
+  auto root = cgroup_root();
+  if (!root.ok()) {
+    jail.limits_error = root.error().message;
+    return jail;
+  }
+  auto group = container_cgroup_path(*root, container.id);
+  if (group.ok()) jail.cgroup = group->string();
+  if (auto v2 = check_cgroup2(*root); !v2.ok()) {
+    jail.limits_error = v2.error().message;
+    return jail;
+  }
+  auto made = create_container_cgroup(*root, container.id, limits);
+  if (!made.ok()) jail.limits_error = made.error().message;
+  jail.limits_enforced = made.ok();
+  return jail;
+}
+
+void move_vmm(JailState& jail, pid_t vmm) {
+  if (!jail.limits_enforced) return;
+  auto moved = move_to_cgroup(jail.cgroup, vmm);
+  if (moved.ok()) return;
+  jail.limits_enforced = false;
+  jail.limits_error = moved.error().message;
+  (void)remove_cgroup(jail.cgroup);
+}
+
+void warn_unenforced(const MonitorOptions& options, const JailState& jail) {
+  if (!jail.error.empty()) options.on_warning("the container's VMM runs without its jail: " + jail.error);
+  if (!jail.limits_enforced)
+    options.on_warning("the container's memory and CPU limits are not enforced: " + jail.limits_error);
+}
+
+int exit_code(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return 125;
+}
+
+// Until the VMM exits: forwards the signals someone sent the monitor (a terminal's own
+// signals reach the VMM, in the same process group, directly) and reads its reports.
+Ended supervise(pid_t vmm, int signal_fd, int report_fd, const std::function<void(const std::string&)>& on_root) {
+  Ended ended{125, ""};
+  std::string pending;
+  bool reaped = false, report_open = true;
+  while (!reaped || report_open) {
+    pollfd fds[2] = {{reaped ? -1 : signal_fd, POLLIN, 0}, {report_open ? report_fd : -1, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    signalfd_siginfo info{};
+    if ((fds[0].revents & POLLIN) && ::read(signal_fd, &info, sizeof info) == sizeof info) {
+      int status = 0;
+      if (info.ssi_signo == SIGCHLD) {
+        if (::waitpid(vmm, &status, WNOHANG) == vmm) reaped = true, ended.status = exit_code(status);
+      } else if (info.ssi_code <= 0) {  // kill(2), sigqueue(3), tgkill(2): not from a terminal
+        ::kill(vmm, static_cast<int>(info.ssi_signo));
+      }
+    }
+    if (fds[1].revents & (POLLIN | POLLHUP)) {
+      char buf[4096];
+      const ssize_t n = ::read(report_fd, buf, sizeof buf);
+      if (n <= 0) {
+        report_open = n < 0 && errno == EINTR;
+        continue;
+      }
+      pending.append(buf, static_cast<size_t>(n));
+      for (size_t newline; (newline = pending.find('\n')) != std::string::npos; pending.erase(0, newline + 1)) {
+        const Json message = Json::parse(pending.substr(0, newline), nullptr, false);
+        if (!message.is_object()) continue;
+        if (message.contains("root") && message["root"].is_string()) on_root(message["root"].get<std::string>());
+        if (message.contains("error") && message["error"].is_string())
+          ended.error = message["error"].get<std::string>();
+      }
+    }
+  }
+  return ended;
+}
+
+// Blocks what the monitor forwards and SIGCHLD, for its signalfd, until it is done.
+class MonitorSignals {
+ public:
+  MonitorSignals() {
+    sigemptyset(&set_);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD}) sigaddset(&set_, sig);
+    ::pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+    fd_.reset(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
+  }
+  ~MonitorSignals() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  MonitorSignals(const MonitorSignals&) = delete;
+  MonitorSignals& operator=(const MonitorSignals&) = delete;
+  [[nodiscard]] int fd() const { return fd_.get(); }
+
+ private:
+  sigset_t set_{}, previous_{};
+  UniqueFd fd_;
+};
+
+Result<pid_t> fork_plain() {
+  const pid_t pid = ::fork();
+  if (pid < 0) return Error::from_errno("fork");
+  return pid;
+}
+
+struct Pipe {
+  UniqueFd read, write;
+  static Result<Pipe> create() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno("pipe");
+    return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  }
+};
+
+// Forks the VMM process (which never returns from here); its pid, in the monitor.
+Result<pid_t> spawn_vmm(const Paths& paths, const Container& container, const MonitorOptions& options, Pipe& go,
+                        Pipe& report, int monitor_signal_fd, bool jailed) {
+  // Nothing buffered twice: the VMM process leaves with _exit.
+  std::fflush(stdout);
+  std::fflush(stderr);
+  auto forked = jailed ? fork_into_pid_namespace() : fork_plain();
+  if (forked.ok() && *forked == 0) {
+    go.write.reset();
+    report.read.reset();
+    ::close(monitor_signal_fd);
+    vmm_main(paths, container, options, VmmChannels{go.read.get(), report.write.get()}, jailed);
+  }
+  go.read.reset();
+  report.write.reset();
+  return forked;
+}
+
+void record_running(const ContainerStore& store, const Container& container, pid_t vmm, const JailState& jail) {
+  const auto own_ticks = process_start_ticks(::getpid());
+  (void)store.update_state(container, [&](ContainerState& state) {
+    state = ContainerState{};
+    state.status = ContainerStatus::running;
+    state.pid = ::getpid();
+    state.pid_start_ticks = own_ticks.ok() ? own_ticks.value() : 0;
+    state.vmm_pid = vmm;
+    state.started_at = now_rfc3339();
+    state.jail = jail;
+  });
+}
+
 }  // namespace
 
 int run_monitor(const Paths& paths, ContainerStore& store, const Container& container, const MonitorOptions& options) {
@@ -184,26 +403,47 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
     options.on_started(125, error);
     return 125;
   }
-  auto signals = forwarded_signals_fd();
-  UniqueFd signal_fd = signals.ok() ? std::move(signals).value() : UniqueFd();
-  const auto own_ticks = process_start_ticks(::getpid());
-  const uint64_t ticks = own_ticks.ok() ? own_ticks.value() : 0;
-  (void)store.update_state(container, [&](ContainerState& state) {
-    state = ContainerState{};
-    state.status = ContainerStatus::running;
-    state.pid = ::getpid();
-    state.pid_start_ticks = ticks;
-    state.started_at = now_rfc3339();
-  });
+  const bool jailed = ::geteuid() == 0;
+  JailState jail = plan_jail(container, jailed);
+  MonitorSignals signals;
+  auto go = Pipe::create();
+  auto report = Pipe::create();
+  if (!go.ok() || !report.ok() || signals.fd() < 0) {
+    if (jail.limits_enforced) (void)remove_cgroup(jail.cgroup);
+    options.on_started(125, !go.ok() ? go.error().message : !report.ok() ? report.error().message : "signalfd failed");
+    return 125;
+  }
+  auto forked = spawn_vmm(paths, container, options, *go, *report, signals.fd(), jailed);
+  if (!forked.ok()) {
+    if (jail.limits_enforced) (void)remove_cgroup(jail.cgroup);
+    options.on_started(125, forked.error().message);
+    return 125;
+  }
+  const pid_t vmm = *forked;
+  move_vmm(jail, vmm);
+  warn_unenforced(options, jail);
+  options.release_started();
+  record_running(store, container, vmm, jail);
   crash_point("monitor-running");
-  Ended ended = run_vm(paths, container, options, signal_fd.get());
-  if (!ended.started) options.on_started(ended.status, ended.error);
+  const char start = 1;
+  (void)write_all(go->write.get(), &start, 1, "the VMM");
+  go->write.reset();
+  Ended ended = supervise(vmm, signals.fd(), report->read.get(), [&](const std::string& how) {
+    (void)store.update_state(container, [&](ContainerState& state) {
+      if (state.jail) state.jail->root = how;
+    });
+  });
+  // The jailed VMM cannot unlink what it bound: its view of the directory is read-only.
+  // Before the claim goes, after which the next VMM may bind them.
+  remove_session_sockets(container.dir);
   // The VM is gone: released first, so that whoever sees "exited" (a commit right after
   // a stop) can claim the disks at once.
   claim->reset();
+  if (jail.limits_enforced) (void)remove_cgroup(jail.cgroup);
   (void)store.update_state(container, [&](ContainerState& state) {
     state.status = ContainerStatus::exited;
     state.pid = 0;
+    state.vmm_pid = 0;
     state.exit_code = ended.status;
     state.error = ended.error;
     state.finished_at = now_rfc3339();

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -14,9 +15,10 @@
 namespace hyper::runtime {
 namespace {
 
-// Socket paths go through the directory's fd: a state directory's path can be longer
-// than a Unix socket address allows.
+// Socket paths go through the directory's fd (or the working directory): a state
+// directory's path can be longer than a Unix socket address allows.
 std::string socket_path(int dir_fd, const std::string& name) {
+  if (dir_fd == AT_FDCWD) return name;
   return "/proc/self/fd/" + std::to_string(dir_fd) + "/" + name;
 }
 
@@ -43,19 +45,32 @@ std::string describe_early_exit(const Result<RunResult>& result) {
 
 }  // namespace
 
+void remove_session_sockets(const std::filesystem::path& dir) {
+  const std::string vsock = kVsockSocket;
+  for (const std::string& name : {vsock, vsock + "_" + std::to_string(agent::kBootPort)}) {
+    struct stat st {};
+    const auto path = dir / name;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  }
+}
+
 VmSession::VmSession(EventFd stopped, UniqueFd dir_fd) : stopped_(std::move(stopped)), dir_fd_(std::move(dir_fd)) {}
 
 VmSession::~VmSession() {
   stop();
   if (thread_.joinable()) thread_.join();
-  ::unlinkat(dir_fd_.get(), (std::string(kVsockSocket) + "_" + std::to_string(agent::kBootPort)).c_str(), 0);
+  ::unlinkat(dir_at(), (std::string(kVsockSocket) + "_" + std::to_string(agent::kBootPort)).c_str(), 0);
 }
 
 Result<std::unique_ptr<VmSession>> VmSession::boot(const VmSpec& spec, int ready_timeout_ms) {
   const GuestArtifacts artifacts = HYPER_TRY(find_guest_artifacts());
-  UniqueFd dir_fd(::open(spec.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dir_fd.valid()) return Error::from_errno("open " + spec.dir.string());
-  const std::string vsock_path = socket_path(dir_fd.get(), kVsockSocket);
+  // A jailed VMM must hold no directory fd from outside its root: it would lead back out.
+  UniqueFd dir_fd;
+  if (!spec.sockets_in_cwd) {
+    dir_fd.reset(::open(spec.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir_fd.valid()) return Error::from_errno("open " + spec.dir.string());
+  }
+  const std::string vsock_path = socket_path(dir_fd.valid() ? dir_fd.get() : AT_FDCWD, kVsockSocket);
   UniqueFd listener = HYPER_TRY(listen_unix(vsock_path + "_" + std::to_string(agent::kBootPort)));
 
   MachineConfig config;
@@ -77,12 +92,14 @@ Result<std::unique_ptr<VmSession>> VmSession::boot(const VmSpec& spec, int ready
   // Not inside the new-expression: a HYPER_TRY returning there would leak the allocation.
   EventFd stopped = HYPER_TRY(EventFd::create());
   std::unique_ptr<VmSession> session(new VmSession(std::move(stopped), std::move(dir_fd)));
-  HYPER_CHECK(session->start(std::move(config), std::move(listener), ready_timeout_ms));
+  HYPER_CHECK(session->start(std::move(config), std::move(listener), spec.before_run, ready_timeout_ms));
   return session;
 }
 
-Status VmSession::start(MachineConfig config, UniqueFd listener, int ready_timeout_ms) {
+Status VmSession::start(MachineConfig config, UniqueFd listener, const std::function<Status()>& before_run,
+                        int ready_timeout_ms) {
   machine_ = HYPER_TRY(Machine::create(std::move(config)));
+  HYPER_CHECK(before_run());
   thread_ = std::thread([this] {
     result_.emplace(machine_->run());
     stopped_.signal();

@@ -3,7 +3,10 @@
 // builder and the container monitor both start their VMs this way.
 #pragma once
 
+#include <fcntl.h>
+
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -19,6 +22,9 @@ namespace hyper::runtime {
 
 struct VmSpec {
   std::filesystem::path dir;  // holds the vsock sockets
+  // The sockets are named relative to the working directory, which is `dir` now and
+  // stays it: a jailed VMM has no /proc to name `dir` through a directory fd.
+  bool sockets_in_cwd = false;
   uint32_t cpus = 1;
   uint64_t memory_mib = 256;
   std::vector<virtio::BlkOptions> disks;
@@ -27,7 +33,14 @@ struct VmSpec {
   uint64_t start_ns = 0;
   bool seccomp = true;         // MachineConfig::seccomp
   int seccomp_report_fd = -1;  // MachineConfig::seccomp_report_fd
+  // Called once the machine has opened everything it needs (KVM, tap, disks, kernel,
+  // sockets) and before it starts a thread: where the monitor enters its jail.
+  std::function<Status()> before_run = [] { return Status{}; };
 };
+
+// Unlinks the sockets a session in `dir` bound, for a VMM that could not (jailed, it sees
+// the directory read-only).
+void remove_session_sockets(const std::filesystem::path& dir);
 
 class VmSession {
  public:
@@ -46,7 +59,9 @@ class VmSession {
 
  private:
   VmSession(EventFd stopped, UniqueFd dir_fd);
-  Status start(MachineConfig config, UniqueFd listener, int ready_timeout_ms);
+  Status start(MachineConfig config, UniqueFd listener, const std::function<Status()>& before_run,
+               int ready_timeout_ms);
+  [[nodiscard]] int dir_at() const { return dir_fd_.valid() ? dir_fd_.get() : AT_FDCWD; }
 
   EventFd stopped_;
   UniqueFd dir_fd_;

@@ -25,6 +25,13 @@
 #              rootfs build (HYPER_CRASH_AT), and of a --rm container's VMM: the next
 #              command repairs the state (leftovers swept, names freed, disks rebuilt,
 #              orphan blobs pruned) or reports it
+#   jail       the VMM's jail, seen from the host: its own mnt/pid/ipc/uts/net namespaces
+#              (PID 1 there), no capabilities, no_new_privs, rlimits, a root holding only
+#              the container's directory (read-only), its cgroup (a cgroup2 mount of the
+#              test's) with memory.max/cpu.max from --memory/--cpus, inspect's Jail;
+#              exec/logs/stop/start/rm through it, the cgroup gone after stop and rm, a
+#              killed monitor taking its VMM along; the fallback where cgroup v2 is not
+#              available warns once and runs
 set -uo pipefail
 
 build=$1 group=$2
@@ -455,6 +462,111 @@ PY
     h ps -a -q; expect_rc 0; expect_out_exactly ""  # a killed --rm container is removed by the next look
     h run --rm --name c3 busybox echo name-free; expect_rc 0; expect_out_exactly name-free
     [ -z "$(ls -A "$HYPER_ROOT/containers" | grep -v '^\.names$')" ] || fail "leftovers: $(ls -A "$HYPER_ROOT/containers")"
+    ;;
+
+  jail)
+    load_busybox
+    # A cgroup v2 hierarchy of our own under $work, so the test needs nothing of the host's.
+    cgmount="$work/cgroup2"; mkdir -p "$cgmount"
+    mount -t cgroup2 none "$cgmount" || fail "could not mount cgroup2"
+    reg_cleanup() { rmdir "$cgmount"/hyper-e2e/* "$cgmount/hyper-e2e" 2>/dev/null; umount "$cgmount" 2>/dev/null; }
+    trap 'pkill -KILL -f "$HYPER_ROOT" 2>/dev/null; sleep 0.5; reg_cleanup; rm -rf "$work"' EXIT
+    for c in cpu memory; do grep -qw "$c" "$cgmount/cgroup.controllers" || fail "cgroup2 offers no $c controller"; done
+    export HYPER_CGROUP_ROOT="$cgmount/hyper-e2e"
+    field() { sed -n "s/.*\"$1\": \"*\([^\",]*\)\"*,*\$/\1/p" "$work/out" | head -n 1; }
+    step=run; h run -d --name jailed --memory 256m --cpus 1 busybox sh -c 'echo up; exec sleep 1000'
+    expect_rc 0
+    id=$(cat "$work/out"); dir="$HYPER_ROOT/containers/$id"; group_dir="$HYPER_CGROUP_ROOT/$id"
+    [ ! -s "$work/err" ] || fail "run -d warned: $(cat "$work/err")"
+    h inspect jailed; vmm=$(field VmmPid); root_how=$(field Root)
+    [ -n "$vmm" ] && [ "$vmm" -gt 0 ] && kill -0 "$vmm" || fail "no live VMM pid in inspect"
+    monitor=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$dir/state.json")
+    [ "$monitor" != "$vmm" ] && [ "$(awk '/^PPid/ {print $2}' "/proc/$vmm/status")" = "$monitor" ] ||
+      fail "the VMM ($vmm) is not the monitor's ($monitor) child"
+    step=namespaces
+    for ns in mnt pid ipc uts net; do
+      [ "$(readlink "/proc/$vmm/ns/$ns")" != "$(readlink "/proc/self/ns/$ns")" ] || fail "the VMM shares the host's $ns namespace"
+      [ "$(readlink "/proc/$monitor/ns/$ns")" = "$(readlink "/proc/self/ns/$ns")" ] || fail "the monitor left the host's $ns namespace"
+    done
+    grep -Eq "^NSpid:[[:space:]]+$vmm[[:space:]]+1\$" "/proc/$vmm/status" || fail "the VMM is not PID 1 of its namespace: $(grep NSpid "/proc/$vmm/status")"
+    step=privileges
+    for set in CapInh CapPrm CapEff CapBnd CapAmb; do
+      grep -Eq "^$set:[[:space:]]+0000000000000000\$" "/proc/$vmm/status" || fail "$(grep "^$set" "/proc/$vmm/status") (want none)"
+    done
+    grep -Eq '^NoNewPrivs:[[:space:]]+1$' "/proc/$vmm/status" || fail "no_new_privs is not set"
+    grep -Eq '^Max core file size +0 +0 ' "/proc/$vmm/limits" || fail "RLIMIT_CORE: $(grep core "/proc/$vmm/limits")"
+    grep -Eq '^Max open files +4096 +4096 ' "/proc/$vmm/limits" || fail "RLIMIT_NOFILE: $(grep 'open files' "/proc/$vmm/limits")"
+    step=root
+    # Only the directories leading to the container's directory, and that directory.
+    listing=$(cd "/proc/$vmm/root" && find . -path "./${dir#/}" -prune -print -o -print | sort)
+    expected=$(p=.; echo .; for part in $(echo "${dir#/}" | tr / ' '); do p="$p/$part"; echo "$p"; done | sort)
+    [ "$listing" = "$expected" ] || fail "the VMM's root holds: $listing"
+    [ -e "/proc/$vmm/root$dir/state.json" ] && [ -S "/proc/$vmm/root$dir/vsock.sock" ] || fail "the container's directory is not in the VMM's root"
+    ! touch "/proc/$vmm/root$dir/written-by-the-vmm" 2>/dev/null || fail "the VMM can write in the container's directory"
+    ! touch "/proc/$vmm/root/new" 2>/dev/null || fail "the VMM's root is writable"
+    [ ! -e "/proc/$vmm/root/dev" ] && [ ! -e "/proc/$vmm/root/proc" ] || fail "the VMM's root has /dev or /proc"
+    # After pivot_root two mounts are left, the tmpfs root and the container's directory
+    # (a chroot leaves the host's under them, unreachable).
+    if [ "$root_how" != chroot ]; then
+      [ "$(wc -l <"/proc/$vmm/mountinfo")" = 2 ] || fail "the VMM sees these mounts: $(cat "/proc/$vmm/mountinfo")"
+    fi
+    for fd in "/proc/$vmm/fd"/*; do
+      [ ! -d "$fd" ] || fail "the VMM holds a directory fd: $fd -> $(readlink "$fd")"
+    done
+    step=cgroup
+    [ "$(cat "/proc/$vmm/cgroup")" = "0::/hyper-e2e/$id" ] || fail "the VMM is in $(cat "/proc/$vmm/cgroup")"
+    [ "$(cat "$group_dir/memory.max")" = $(((256 + 64 + 4) * 1024 * 1024)) ] || fail "memory.max is $(cat "$group_dir/memory.max")"
+    [ "$(cat "$group_dir/cpu.max")" = "100000 100000" ] || fail "cpu.max is $(cat "$group_dir/cpu.max")"
+    echo "[$group/$step] VMM memory.current $(cat "$group_dir/memory.current") peak $(cat "$group_dir/memory.peak" 2>/dev/null) of max $(cat "$group_dir/memory.max")" >&2
+    step=inspect; h inspect jailed
+    expect_out '"Memory": 268435456'; expect_out '"NanoCpus": 1000000000'
+    expect_out '"Enforced": true'; expect_out "\"Cgroup\": \"$group_dir\""
+    expect_out "\"MemoryMax\": \"$(((256 + 64 + 4) * 1024 * 1024))\""; expect_out '"CpuMax": "100000 100000"'
+    expect_out '"Root": "pivot_root"\|"Root": "chroot"'; expect_out '"NoNewPrivs": true'
+    echo "[$group/$step] the VMM entered its root by $(field Root)" >&2
+    step=exec; h exec jailed sh -c 'echo in-$(hostname)'
+    expect_rc 0; expect_out_exactly "in-${id:0:12}"
+    step=logs; h logs jailed; expect_rc 0; expect_out_exactly up
+    step=stop; h stop -t 1 jailed; expect_rc 0
+    h inspect jailed; expect_out '"Status": "exited"'; expect_out '"ExitCode": 137\|"ExitCode": 143'
+    [ ! -e "$group_dir" ] || fail "stop left the cgroup"
+    [ ! -e "$dir/vsock.sock" ] || fail "stop left the vsock socket"
+    step=start; h start jailed; expect_rc 0
+    h inspect jailed; vmm2=$(field VmmPid)
+    [ -n "$vmm2" ] && [ "$vmm2" != "$vmm" ] && [ "$(cat "/proc/$vmm2/cgroup")" = "0::/hyper-e2e/$id" ] || fail "the restarted VMM is not in its cgroup"
+    h exec jailed echo again; expect_rc 0; expect_out_exactly again
+    step=rm; h rm -f jailed; expect_rc 0
+    [ ! -e "$group_dir" ] || fail "rm -f left the cgroup"
+    [ ! -e "$dir" ] || fail "rm -f left the container's directory"
+    step=kill-monitor; h run -d --name orphan busybox sleep 1000; expect_rc 0
+    id=$(cat "$work/out"); dir="$HYPER_ROOT/containers/$id"
+    h inspect orphan; vmm=$(field VmmPid); monitor=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$dir/state.json")
+    kill -KILL "$monitor"
+    wait_for sh -c "! kill -0 $vmm 2>/dev/null" || fail "the VMM outlived its monitor"
+    h ps -a; expect_out "Exited (137)"
+    [ -d "$HYPER_CGROUP_ROOT/$id" ] || fail "expected the killed monitor to leave its cgroup for rm"
+    h rm orphan; expect_rc 0
+    [ ! -e "$HYPER_CGROUP_ROOT/$id" ] || fail "rm left the killed monitor's cgroup"
+    step=memory-filled; h run -d --name filler --memory 128m busybox sh -c 'dd if=/dev/zero of=/dev/shm/fill bs=1M count=100 2>/dev/null; echo filled; sleep 1000'
+    expect_rc 0; id=$(cat "$work/out")
+    # The guest's RAM nearly all touched: the VMM's overhead must still fit under memory.max.
+    wait_for sh -c "'$hyper' logs filler | grep -q filled" || fail "the guest never filled its memory (OOM-killed VMM?)"
+    echo "[$group/$step] VMM memory.peak $(cat "$HYPER_CGROUP_ROOT/$id/memory.peak" 2>/dev/null) of max $(cat "$HYPER_CGROUP_ROOT/$id/memory.max"), oom_kill $(sed -n 's/^oom_kill //p' "$HYPER_CGROUP_ROOT/$id/memory.events")" >&2
+    [ "$(sed -n 's/^oom_kill //p' "$HYPER_CGROUP_ROOT/$id/memory.events")" = 0 ] || fail "the cgroup OOM-killed something"
+    h rm -f filler; expect_rc 0
+    step=attached; h run --rm --memory 128m --cpus 2 busybox sh -c 'cat /proc/self/status | grep -c . >/dev/null; echo attached'
+    expect_rc 0; expect_out_exactly attached
+    [ ! -s "$work/err" ] || fail "an attached run warned: $(cat "$work/err")"
+    step=fallback-attached; HYPER_CGROUP_ROOT="$work/plain/hyper" h run --rm busybox echo still runs
+    expect_rc 0; expect_out_exactly "still runs"
+    expect_err "warning: the container's memory and CPU limits are not enforced: .*not on a cgroup v2 file system"
+    [ "$(grep -c . "$work/err")" = 1 ] || fail "the fallback printed more than one line"
+    step=fallback-detached; HYPER_CGROUP_ROOT="$work/plain/hyper" h run -d --name free busybox sleep 1000
+    expect_rc 0; expect_err "limits are not enforced"
+    h inspect free; expect_out '"Enforced": false'; expect_out '"Reason": ".*not on a cgroup v2 file system'
+    vmm=$(field VmmPid)
+    grep -Eq '^CapEff:[[:space:]]+0000000000000000$' "/proc/$vmm/status" || fail "without limits the VMM is still jailed"
+    h rm -f free; expect_rc 0
     ;;
 
   *) echo "unknown group $group" >&2; exit 2 ;;
