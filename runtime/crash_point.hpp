@@ -15,7 +15,12 @@ namespace hyper::runtime {
 
 inline void crash_point(const char* point) {
   const char* wanted = std::getenv("HYPER_CRASH_AT");
-  if (wanted && std::strcmp(wanted, point) == 0) ::kill(::getpid(), SIGKILL);
+  if (!wanted || std::strcmp(wanted, point) != 0) return;
+  ::kill(::getpid(), SIGKILL);
+  // Still here: PID 1 of a PID namespace (the jailed VMM) ignores its own SIGKILL. Ending
+  // without a destructor, an atexit handler or a flush is the same stop as far as the
+  // files on disk can tell.
+  ::_exit(128 + SIGKILL);
 }
 
 }  // namespace hyper::runtime

@@ -455,11 +455,20 @@ PY
     h ps -a -q; expect_rc 0; expect_out_exactly ""
     ! leftovers >/dev/null || fail "the removed container's remains are still there: $(leftovers)"
     h rm c1; expect_rc 1; expect_err "No such container: c1"
+    # A --rm container's VMM killed (its monitor records the end and removes it), and its
+    # monitor killed (the VMM goes with it; the next look removes the container).
     step=rm-auto; h run -d --rm --name c3 busybox sleep 600; expect_rc 0
     pid=$("$hyper" inspect c3 | sed -n 's/.*"VmmPid": \([0-9]*\).*/\1/p')
     [ -n "$pid" ] && kill -KILL "$pid" || fail "no VMM pid for c3"
     wait_for sh -c "! kill -0 $pid 2>/dev/null" || fail "the VMM survived SIGKILL"
+    wait_for sh -c "[ -z \"\$('$hyper' ps -a -q)\" ]" || fail "the --rm container stayed after its VMM was killed"
+    h run -d --rm --name c4 busybox sleep 600; expect_rc 0
+    c4=$(cat "$work/out")
+    pid=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$HYPER_ROOT/containers/$c4/state.json")
+    [ -n "$pid" ] && kill -KILL "$pid" || fail "no monitor pid for c4"
+    wait_for sh -c "! kill -0 $pid 2>/dev/null" || fail "the monitor survived SIGKILL"
     h ps -a -q; expect_rc 0; expect_out_exactly ""  # a killed --rm container is removed by the next look
+    [ ! -e "$HYPER_ROOT/containers/$c4" ] || fail "the killed --rm container's directory is still there"
     h run --rm --name c3 busybox echo name-free; expect_rc 0; expect_out_exactly name-free
     [ -z "$(ls -A "$HYPER_ROOT/containers" | grep -v '^\.names$')" ] || fail "leftovers: $(ls -A "$HYPER_ROOT/containers")"
     ;;
