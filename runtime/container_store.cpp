@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
-#include "runtime/cgroup.hpp"
+#include "runtime/jail/cgroup.hpp"
 #include "runtime/crash_point.hpp"
 #include "vmm/file_io.hpp"
 #include "vmm/seccomp.hpp"

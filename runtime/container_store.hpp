@@ -63,7 +63,7 @@ enum class ContainerStatus { created, running, exited };
 const char* status_name(ContainerStatus status);
 
 // How the monitor confined the VMM of the container's current (or last) run
-// (runtime/jail.hpp, runtime/cgroup.hpp); `hyper inspect` shows it as "Jail".
+// (runtime/jail/jail.hpp, runtime/jail/cgroup.hpp); `hyper inspect` shows it as "Jail".
 struct JailState {
   std::vector<std::string> namespaces;  // empty: the VMM shares the host's
   std::string root;                     // how its root was entered: "pivot_root", "chroot"

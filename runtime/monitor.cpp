@@ -16,11 +16,11 @@
 #include <functional>
 #include <optional>
 
-#include "runtime/cgroup.hpp"
+#include "runtime/jail/cgroup.hpp"
 #include "runtime/crash_point.hpp"
 #include "runtime/disk_images.hpp"
 #include "runtime/image_store.hpp"
-#include "runtime/jail.hpp"
+#include "runtime/jail/jail.hpp"
 #include "runtime/log_file.hpp"
 #include "runtime/stdio_relay.hpp"
 #include "runtime/vm_session.hpp"

@@ -1,5 +1,5 @@
 // The monitor: the process that runs a container. It forks the container's VMM process
-// into its jail (runtime/jail.hpp) and cgroup (runtime/cgroup.hpp), records it in the
+// into its jail (runtime/jail/jail.hpp) and cgroup (runtime/jail/cgroup.hpp), records it in the
 // container's state, forwards the signals it gets to it and records how it ended. The
 // VMM boots the container's VM in-process, starts the container's main process through
 // the agent, writes its output to the container's log (and to the terminal when

@@ -10,9 +10,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/cgroup.hpp"
+#include "runtime/jail/cgroup.hpp"
 #include "runtime/container_store.hpp"
-#include "runtime/jail.hpp"
+#include "runtime/jail/jail.hpp"
 
 using namespace hyper;
 using namespace hyper::runtime;

@@ -1,4 +1,4 @@
-#include "runtime/cgroup.hpp"
+#include "runtime/jail/cgroup.hpp"
 
 #include <fcntl.h>
 #include <linux/magic.h>

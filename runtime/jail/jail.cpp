@@ -1,4 +1,4 @@
-#include "runtime/jail.hpp"
+#include "runtime/jail/jail.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
