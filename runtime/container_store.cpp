@@ -73,20 +73,6 @@ bool valid_name(const std::string& name) {
   return std::all_of(name.begin() + 1, name.end(), [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
-Result<std::string> read_file(const fs::path& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Error::from_errno("open " + path.string());
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::from_errno("read " + path.string());
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
 // Readers see the old or the new file, never a torn one; the fsync makes a crash leave
 // the old or the new content rather than an empty file.
 Status write_file_atomic(const fs::path& path, const std::string& content) {
@@ -252,7 +238,7 @@ Result<ContainerState> parse_state(const fs::path& path, const std::string& text
 
 Result<ContainerState> read_state(const fs::path& dir) {
   const fs::path path = dir / kStateFile;
-  const std::string text = HYPER_TRY(read_file(path));
+  const std::string text = HYPER_TRY(read_text_file(path));
   return parse_state(path, text);
 }
 
@@ -268,7 +254,7 @@ Result<ContainerState> modify_state(const fs::path& dir, const std::function<voi
 
 // The message the VMM's seccomp reporter left before it ended the monitor, if any.
 std::optional<std::string> seccomp_violation(const fs::path& dir) {
-  auto text = read_file(dir / kSeccompViolationFile);
+  auto text = read_text_file(dir / kSeccompViolationFile);
   if (!text.ok() || text->empty()) return std::nullopt;
   while (!text->empty() && text->back() == '\n') text->pop_back();
   return *text;
@@ -320,7 +306,7 @@ struct ProcStat {
 // so the fields are counted from the last ')'.
 Result<ProcStat> read_proc_stat(pid_t pid) {
   if (pid <= 0) return make_error(Errc::invalid_argument, "invalid pid " + std::to_string(pid));
-  const std::string text = HYPER_TRY(read_file("/proc/" + std::to_string(pid) + "/stat"));
+  const std::string text = HYPER_TRY(read_text_file("/proc/" + std::to_string(pid) + "/stat"));
   const auto paren = text.rfind(')');
   if (paren == std::string::npos) return make_error(Errc::io, "unexpected /proc/" + std::to_string(pid) + "/stat");
   // After ')': field 3 (state) is token 0, field 22 (starttime) token 19.
@@ -520,7 +506,7 @@ Result<Container> ContainerStore::load(const std::string& id) const {
   Container container;
   container.dir = dir_ / id;
   const fs::path config_path = container.dir / kConfigFile;
-  const std::string text = HYPER_TRY(read_file(config_path));
+  const std::string text = HYPER_TRY(read_text_file(config_path));
   HYPER_CHECK(parse_config(config_path, text, container));
   if (container.id != id) return corrupt(config_path, "its id is not its directory's name");
   const ContainerState state = HYPER_TRY(read_state(container.dir));

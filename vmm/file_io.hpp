@@ -1,14 +1,17 @@
-// Whole-buffer positional file I/O: pread/pwrite until done, retrying EINTR.
+// Whole-buffer file I/O: pread/pwrite until done, whole small files, retrying EINTR.
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string>
 
 #include "vmm/result.hpp"
+#include "vmm/unique_fd.hpp"
 
 namespace hyper {
 
@@ -47,6 +50,21 @@ namespace hyper {
     done += static_cast<size_t>(n);
   }
   return {};
+}
+
+// The whole of a small file (state, config, cgroup and /proc files) as text.
+[[nodiscard]] inline Result<std::string> read_text_file(const std::filesystem::path& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Error::from_errno("open " + path.string());
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("read " + path.string());
+    if (n == 0) return text;
+    text.append(buf, static_cast<size_t>(n));
+  }
 }
 
 }  // namespace hyper

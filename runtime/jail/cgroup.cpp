@@ -26,20 +26,6 @@ constexpr const char* kControllers[] = {"cpu", "memory"};
 constexpr auto kRemoveTimeout = std::chrono::seconds(2);
 constexpr auto kRemovePoll = std::chrono::milliseconds(10);
 
-Result<std::string> read_text(const fs::path& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Error::from_errno("open " + path.string(), errno);
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::from_errno("read " + path.string());
-    if (n == 0) return text;
-    text.append(buf, static_cast<size_t>(n));
-  }
-}
-
 // cgroupfs takes each value in a single write(2); O_TRUNC keeps the unit tests' plain
 // files holding only the last value.
 Status write_text(const fs::path& path, const std::string& text) {
@@ -69,8 +55,8 @@ std::vector<fs::path> groups_down_to(const fs::path& root) {
 
 // Lets the children of `group` use the controllers: they must be offered to it first.
 Status enable_controllers(const fs::path& group) {
-  const auto offered = words(HYPER_TRY(read_text(group / "cgroup.controllers")));
-  const auto enabled = words(HYPER_TRY(read_text(group / "cgroup.subtree_control")));
+  const auto offered = words(HYPER_TRY(read_text_file(group / "cgroup.controllers")));
+  const auto enabled = words(HYPER_TRY(read_text_file(group / "cgroup.subtree_control")));
   std::string wanted;
   for (const char* controller : kControllers) {
     if (std::find(offered.begin(), offered.end(), controller) == offered.end())
