@@ -51,6 +51,21 @@ vmm() {
   [ "$rc" -ne 124 ] || fail "hyper-vmm did not finish within 120 s"
 }
 
+# start_holding_guest [VMM ARGS...]: in the background, a guest that formats a blank
+# 32 MiB disk, writes and fsyncs a file on it, then holds; returns once it holds (or the
+# VMM ended, or 2 minutes passed) with the VMM's pid in $vmm_pid.
+start_holding_guest() {
+  truncate -s 32M "$work/disk.img"
+  "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$build/tests/test-initrd-busybox.cpio" --disk "$work/disk.img" \
+    "$@" --cmdline "test_action=blk test_format=1 test_hold=1" >"$work/out" 2>"$work/err" &
+  vmm_pid=$!
+  for _ in $(seq 1200); do
+    grep -q "blk synced, holding" "$work/out" && break
+    kill -0 "$vmm_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+
 expect_rc() { [ "$rc" -eq "$1" ] || fail "exit status $rc, expected $1"; }
 expect_out() { grep -q -- "$1" "$work/out" || fail "stdout lacks '$1'"; }
 expect_err() { grep -q -- "$1" "$work/err" || fail "stderr lacks '$1'"; }
@@ -163,15 +178,7 @@ case $case in
   blk-flush)  # the guest formats a blank disk, writes a file and fsyncs it; the VMM is then
               # killed with SIGKILL, and the file is in the image
     PATH=$PATH:/usr/sbin:/sbin
-    truncate -s 32M "$work/disk.img"
-    "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$build/tests/test-initrd-busybox.cpio" --disk "$work/disk.img" \
-      --cmdline "test_action=blk test_format=1 test_hold=1" >"$work/out" 2>"$work/err" &
-    vmm_pid=$!
-    for _ in $(seq 1200); do
-      grep -q "blk synced, holding" "$work/out" && break
-      kill -0 "$vmm_pid" 2>/dev/null || break
-      sleep 0.1
-    done
+    start_holding_guest
     # SIGUSR1 prints the devices' state and the VM runs on
     kill -USR1 "$vmm_pid" 2>/dev/null
     for _ in $(seq 100); do grep -q "queue 0: size 256" "$work/err" && break; sleep 0.1; done
@@ -202,15 +209,7 @@ case $case in
   seccomp)  # every thread of a running VMM carries a seccomp filter (Seccomp: 2 in
             # /proc/PID/task/*/status): its 2 vCPUs, the disk's I/O thread and the event
             # loop; --no-seccomp boots with none
-    truncate -s 32M "$work/disk.img"
-    "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$build/tests/test-initrd-busybox.cpio" --disk "$work/disk.img" \
-      --cpus 2 --cmdline "test_action=blk test_format=1 test_hold=1" >"$work/out" 2>"$work/err" &
-    vmm_pid=$!
-    for _ in $(seq 1200); do
-      grep -q "blk synced, holding" "$work/out" && break
-      kill -0 "$vmm_pid" 2>/dev/null || break
-      sleep 0.1
-    done
+    start_holding_guest --cpus 2
     for task in /proc/"$vmm_pid"/task/*; do
       echo "$(sed -n 's/^Name:\t//p' "$task/status") $(sed -n 's/^Seccomp:\t//p' "$task/status")"
     done | sort >"$work/threads"
