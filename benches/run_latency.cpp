@@ -39,19 +39,24 @@ const char* const kPhases[] = {"vmm_setup_ms",    "kernel_to_init_ms", "init_to_
 int main(int argc, char** argv) {
   namespace po = boost::program_options;
   std::string hyper, image;
+  std::vector<std::string> run_args;
   int runs = 20;
   po::options_description desc("run_latency: hyper run --rm IMAGE true, end to end");
   desc.add_options()("help", "this text")(
       "hyper", po::value(&hyper)->required(), "the hyper CLI")("image", po::value(&image)->default_value("busybox"),
                                                                "a loaded image")(
-      "runs", po::value(&runs)->default_value(20), "repetitions");
+      "runs", po::value(&runs)->default_value(20), "repetitions")(
+      "run-arg", po::value(&run_args), "a flag for hyper run, e.g. --run-arg=--network=none (repeatable)");
   po::variables_map vm;
   if (auto status = parse_command_line(argc, argv, desc, vm, "run_latency", runs)) return *status;
 
   std::map<std::string, std::vector<double>> figures;
   for (int i = 0; i < runs; ++i) {
     const double start = now_ms();
-    auto child = spawn({hyper, "run", "--rm", image, "true"}, {"HYPER_TIMINGS=1"});
+    std::vector<std::string> argv = {hyper, "run", "--rm"};
+    argv.insert(argv.end(), run_args.begin(), run_args.end());
+    argv.insert(argv.end(), {image, "true"});
+    auto child = spawn(argv, {"HYPER_TIMINGS=1"});
     if (!child) return 1;
     const std::string out = read_all(child->out);
     const std::string err = read_all(child->err);
@@ -68,7 +73,9 @@ int main(int argc, char** argv) {
       if (auto value = field(err, phase)) figures[phase].push_back(*value);
     }
   }
-  std::printf("hyper run --rm %s true: %d runs (ms)\n", image.c_str(), runs);
+  std::string flags;
+  for (const auto& arg : run_args) flags += arg + " ";
+  std::printf("hyper run --rm %s%s true: %d runs (ms)\n", flags.c_str(), image.c_str(), runs);
   std::printf("%-20s %10s %10s %10s\n", "phase", "min", "median", "max");
   for (const char* phase : {"total_ms", kPhases[0], kPhases[1], kPhases[2], kPhases[3], kPhases[4], kPhases[5]}) {
     const auto s = stats(figures[phase]);

@@ -1,6 +1,7 @@
 // hyper inspect: containers as JSON in the shape (and the indentation) of `docker
 // inspect`, so tools and scripts that read Docker's fields find them here.
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
@@ -80,6 +81,60 @@ Json jail_json(const Container& container) {
           {"Reason", jail.limits_error}};
 }
 
+// Docker's "NetworkSettings": where the running container is; empty values when stopped.
+Json network_settings_json(const Container& container) {
+  const auto& endpoint = container.state.endpoint;
+  Json ports = Json::object();
+  for (const auto& port : container.config.net.ports) ports[std::to_string(port.container_port) + "/" + port.proto] = nullptr;
+  std::string ip, gateway, mac;
+  int prefix = 0;
+  Json networks = Json::object();
+  if (endpoint && container.state.status == runtime::ContainerStatus::running) {
+    const auto slash = endpoint->address.find('/');
+    ip = endpoint->address.substr(0, slash);
+    prefix = slash == std::string::npos ? 0 : std::atoi(endpoint->address.c_str() + slash + 1);
+    gateway = endpoint->gateway;
+    mac = endpoint->mac;
+    for (const auto& port : endpoint->ports) {
+      auto& bindings = ports[std::to_string(port.container_port) + "/" + port.proto];
+      if (!bindings.is_array()) bindings = Json::array();
+      bindings.push_back({{"HostIp", port.host_ip.empty() ? "0.0.0.0" : port.host_ip}, {"HostPort", std::to_string(port.host_port)}});
+    }
+    networks[endpoint->network_name] = {{"NetworkID", endpoint->network_id}, {"IPAddress", ip},
+                                        {"IPPrefixLen", prefix},         {"Gateway", gateway},
+                                        {"MacAddress", mac},             {"Aliases", list_or_null(container.config.net.aliases)}};
+  }
+  return {{"IPAddress", ip}, {"IPPrefixLen", prefix}, {"Gateway", gateway}, {"MacAddress", mac},
+          {"Ports", ports},  {"Networks", networks},  {"SandboxKey", endpoint ? endpoint->tap : ""}};
+}
+
+// Docker's form: "/db:/web/db".
+Json links_json(const Container& container) {
+  Json links = Json::array();
+  for (const auto& link : container.config.net.links) links.push_back("/" + link.name + ":/" + container.name + "/" + link.alias);
+  return links.empty() ? Json() : links;
+}
+
+// Back to the flag's "NAME:IP" from the hosts line "IP NAME".
+Json extra_hosts_json(const runtime::net::NetworkConfig& config) {
+  Json hosts = Json::array();
+  for (const auto& line : config.extra_hosts) {
+    const auto space = line.find(' ');
+    hosts.push_back(line.substr(space + 1) + ":" + line.substr(0, space));
+  }
+  return hosts.empty() ? Json() : hosts;
+}
+
+Json port_bindings_json(const Container& container) {
+  Json bindings = Json::object();
+  for (const auto& port : container.config.net.ports) {
+    auto& list = bindings[std::to_string(port.container_port) + "/" + port.proto];
+    if (!list.is_array()) list = Json::array();
+    list.push_back({{"HostIp", port.host_ip}, {"HostPort", port.host_port ? std::to_string(port.host_port) : ""}});
+  }
+  return bindings;
+}
+
 Json container_json(const Container& container) {
   std::vector<std::string> args = container.config.entrypoint;
   args.insert(args.end(), container.config.cmd.begin(), container.config.cmd.end());
@@ -98,7 +153,14 @@ Json container_json(const Container& container) {
            {{"NanoCpus", uint64_t{config.cpus} * kNanoCpusPerCpu},
             {"Memory", config.memory_mib * kMiB},
             {"AutoRemove", config.auto_remove},
-            {"SecurityOpt", config.seccomp ? Json(nullptr) : Json::array({"seccomp=unconfined"})}}},
+            {"SecurityOpt", config.seccomp ? Json(nullptr) : Json::array({"seccomp=unconfined"})},
+            {"NetworkMode", config.network ? "tap" : config.net.network},
+            {"PortBindings", port_bindings_json(container)},
+            {"Links", links_json(container)},
+            {"Dns", config.net.dns},
+            {"DnsSearch", config.net.dns_search},
+            {"ExtraHosts", extra_hosts_json(config.net)}}},
+          {"NetworkSettings", network_settings_json(container)},
           {"Jail", jail_json(container)},
           {"Config", config_json(container)}};
 }

@@ -19,7 +19,6 @@ using runtime::ContainerStatus;
 
 constexpr size_t kShortId = 12;
 constexpr size_t kCommandWidth = 20;
-constexpr size_t kColumnGap = 3;
 
 constexpr const char* kUsage =
     "Usage: hyper ps [OPTIONS]\n\nList containers\n\n"
@@ -38,15 +37,6 @@ std::string status_text(const Container& container) {
     case ContainerStatus::exited: return "Exited (" + std::to_string(state.exit_code) + ") " + ago(state.finished_at);
   }
   return "";
-}
-
-bool utf8_continuation(char c) { return (static_cast<unsigned char>(c) & 0xc0) == 0x80; }
-
-// Columns, not bytes: what a terminal shows for UTF-8 text of narrow characters.
-size_t display_width(const std::string& text) {
-  size_t width = 0;
-  for (const char c : text) width += utf8_continuation(c) ? 0 : 1;
-  return width;
 }
 
 // Docker's ellipsis: at most `width` columns, the last one "…" when something was cut.
@@ -92,23 +82,13 @@ std::string command_text(const Container& container, bool truncate) {
   return quote(truncate ? ellipsis(command, kCommandWidth) : command);
 }
 
-using Row = std::vector<std::string>;
 
-// Columns padded to their widest cell plus a gap, as Docker's tabwriter does.
-void print_table(const std::vector<Row>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()), 0);
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], display_width(row[i]));
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line.append(widths[i] - display_width(row[i]) + kColumnGap, ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
+// "0.0.0.0:8080->80/tcp, 0.0.0.0:5353->53/udp" while it runs.
+std::string ports_text(const Container& container) {
+  std::string text;
+  if (container.state.status != ContainerStatus::running || !container.state.endpoint) return text;
+  for (const auto& port : container.state.endpoint->ports) text += (text.empty() ? "" : ", ") + runtime::net::port_text(port);
+  return text;
 }
 
 Row row_of(const Container& container, bool truncate) {
@@ -117,6 +97,7 @@ Row row_of(const Container& container, bool truncate) {
           command_text(container, truncate),
           ago(container.created),
           status_text(container),
+          ports_text(container),
           container.name};
 }
 
@@ -141,7 +122,7 @@ int cmd_ps(const GlobalOptions& global, const std::vector<std::string>& args) {
   if (!containers.ok()) return report(containers.error().message, 1);
 
   std::vector<Row> rows;
-  if (!quiet) rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"});
+  if (!quiet) rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"});
   for (const auto& container : *containers) {
     if (!all && container.state.status != ContainerStatus::running) continue;
     if (quiet) {

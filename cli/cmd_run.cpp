@@ -109,8 +109,18 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
                 "      --entrypoint CMD   override the image's entrypoint\n"
                 "  -h, --hostname NAME    the container's hostname\n"
                 "      --cpus N           vCPUs (default 1)\n"
+                "      --network NAME     connect to a network (default \"bridge\"; \"none\": no eth0)\n"
+                "      --network-alias A  another name the container has on a user-defined network\n"
+                "  -p, --publish [IP:][HOST_PORT:]PORT[/tcp|udp]\n"
+                "                         publish a container's port on the host\n"
+                "  -P, --publish-all      publish every EXPOSEd port on a free host port\n"
+                "      --link NAME[:ALIAS] add a link to another container (hosts entry, variables)\n"
+                "      --dns IP           a DNS server for the names the network does not know\n"
+                "      --dns-search DOMAIN a DNS search domain\n"
+                "      --add-host NAME:IP add a line to /etc/hosts\n"
+                "      --mac-address MAC  eth0's MAC address\n"
                 "      --tap NAME,ip=CIDR[,gw=IP][,mac=M][,dns=IP]\n"
-                "                         eth0 on an existing tap device (until networks arrive)\n"
+                "                         eth0 on an existing tap device instead of a network\n"
                 "  -m, --memory SIZE      VM memory (default 256m)\n"
                 "      --security-opt seccomp=unconfined\n"
                 "                         do not confine the VMM's threads with seccomp\n");
@@ -131,6 +141,14 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
                   125);
   auto config = container_config(*flags, *image);
   if (!config.ok()) return report(config.error().message, 125);
+  // Networks need root (bridges, taps, nftables); without it a container still runs, as
+  // with the jail, only unconnected.
+  if (!flags->network && !flags->tap && ::geteuid() != 0) {
+    if (!config->net.ports.empty() || !config->net.links.empty())
+      return report("publishing ports and links need the default network, which needs root", 125);
+    config->net.network = "none";
+    print_warning("hyper runs as uid " + std::to_string(::geteuid()) + ", and networks need root: the container runs with --network none");
+  }
   auto store = ContainerStore::open(paths->containers());
   if (!store.ok()) return report(store.error().message, 125);
   auto container = store->create(*config, flags->name);

@@ -42,6 +42,9 @@ int cmd_image_prune(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_save(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_import(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_commit(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_network(const GlobalOptions&, const std::vector<std::string>&);  // "network SUBCOMMAND"
+int cmd_port(const GlobalOptions&, const std::vector<std::string>&);
+int cmd_fip(const GlobalOptions&, const std::vector<std::string>&);  // "fip SUBCOMMAND"
 
 // Whether a command without a trailing command line of its own was asked for --help.
 inline bool wants_help(const std::vector<std::string>& args) {

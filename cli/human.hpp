@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace hyper::cli {
 
@@ -15,5 +16,13 @@ std::optional<double> seconds_since(const std::string& rfc3339);
 std::string human_duration(double seconds);
 // "3 hours ago"; empty for a time that does not parse.
 std::string ago(const std::string& rfc3339);
+
+bool utf8_continuation(char c);
+// Columns, not bytes: what a terminal shows for UTF-8 text of narrow characters.
+size_t display_width(const std::string& text);
+
+using Row = std::vector<std::string>;
+// Columns padded to their widest cell plus a gap, as Docker's tabwriter does.
+void print_table(const std::vector<Row>& rows);
 
 }  // namespace hyper::cli

@@ -40,6 +40,9 @@ constexpr CommandEntry kCommands[] = {
     {"save", cmd_save, "Save one or more images to a tar archive"},
     {"import", cmd_import, "Import the contents from a tarball to create a filesystem image"},
     {"commit", cmd_commit, "Create a new image from a container's changes"},
+    {"network", cmd_network, "Manage networks (create, ls, inspect, rm, prune)"},
+    {"port", cmd_port, "List port mappings or a specific mapping for the container"},
+    {"fip", cmd_fip, "Manage floating IPs (allocate, ls, attach, detach, release)"},
 };
 
 void usage() {

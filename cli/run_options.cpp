@@ -3,12 +3,14 @@
 #include <arpa/inet.h>
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "runtime/network/network_store.hpp"
 #include "virtio/net.hpp"
 
 namespace hyper::cli {
@@ -18,8 +20,10 @@ namespace po = boost::program_options;
 
 const std::set<std::string> kValueFlags = {"-e", "--env", "--env-file", "-w", "--workdir", "-u", "--user",
                                            "--entrypoint", "--cpus", "-m", "--memory", "--name", "-h", "--hostname",
-                                           "--tap", "--security-opt"};
-const std::set<char> kShortValueFlags = {'e', 'w', 'u', 'm', 'h'};
+                                           "--tap", "--security-opt", "-p", "--publish", "--network", "--net",
+                                           "--network-alias", "--net-alias", "--link", "--dns", "--dns-search",
+                                           "--add-host", "--mac-address"};
+const std::set<char> kShortValueFlags = {'e', 'w', 'u', 'm', 'h', 'p'};
 
 // Where the image name is: the first word that is neither a flag nor a flag's value.
 Result<size_t> find_image(const std::vector<std::string>& args) {
@@ -99,7 +103,18 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
       ("tap", po::value<std::string>())
       ("cpus", po::value<std::string>(&out.cpus))
       ("memory,m", po::value<std::string>(&out.memory))
-      ("security-opt", po::value<std::vector<std::string>>()->composing());
+      ("security-opt", po::value<std::vector<std::string>>()->composing())
+      ("network", po::value<std::string>())
+      ("net", po::value<std::string>())
+      ("network-alias", po::value<std::vector<std::string>>(&out.network_aliases)->composing())
+      ("net-alias", po::value<std::vector<std::string>>(&out.network_aliases)->composing())
+      ("publish,p", po::value<std::vector<std::string>>(&out.publish)->composing())
+      ("publish-all,P", po::bool_switch(&out.publish_all))
+      ("link", po::value<std::vector<std::string>>(&out.links)->composing())
+      ("dns", po::value<std::vector<std::string>>(&out.dns)->composing())
+      ("dns-search", po::value<std::vector<std::string>>(&out.dns_search)->composing())
+      ("add-host", po::value<std::vector<std::string>>(&out.add_hosts)->composing())
+      ("mac-address", po::value<std::string>());
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(flags).options(desc).style(po::command_line_style::default_style &
@@ -118,6 +133,9 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
   out.entrypoint = optional("entrypoint");
   out.hostname = optional("hostname");
   out.tap = optional("tap");
+  out.network = optional("network");
+  if (!out.network) out.network = optional("net");
+  out.mac_address = optional("mac-address");
   out.image = args[split];
   out.command.assign(args.begin() + static_cast<std::ptrdiff_t>(split) + 1, args.end());
   if (out.workdir && (out.workdir->empty() || (*out.workdir)[0] != '/'))
@@ -218,6 +236,54 @@ Result<std::vector<std::string>> merge_env(const std::vector<std::string>& image
   return env;
 }
 
+Result<runtime::net::NetworkConfig> network_config(const RunFlags& flags, const runtime::Image& image) {
+  namespace net = runtime::net;
+  net::NetworkConfig config;
+  if (flags.tap && flags.network)
+    return make_error(Errc::invalid_argument, "conflicting options: --tap and --network (a tap is its own network)");
+  config.network = flags.tap ? "none" : flags.network.value_or(net::kDefaultNetwork);
+  if (config.network == "host")
+    return make_error(Errc::invalid_argument, "--network host is not supported: each container is a VM with its own kernel");
+  if (config.network.empty()) return make_error(Errc::invalid_argument, "--network needs a network's name or id, or none");
+  const bool none = config.none() && !flags.tap;
+  if (none && (!flags.publish.empty() || flags.publish_all))
+    return make_error(Errc::invalid_argument, "conflicting options: port publishing and --network none");
+  if (none && !flags.links.empty()) return make_error(Errc::invalid_argument, "conflicting options: --link and --network none");
+  if (!flags.network_aliases.empty() && (config.none() || config.network == net::kDefaultNetwork))
+    return make_error(Errc::invalid_argument, "network-scoped aliases are supported only for containers in user-defined networks");
+  config.aliases = flags.network_aliases;
+  for (const auto& spec : flags.publish) {
+    auto mappings = HYPER_TRY(net::parse_publish(spec));
+    config.ports.insert(config.ports.end(), mappings.begin(), mappings.end());
+  }
+  if (flags.publish_all) {
+    for (const auto& key : image.config.exposed_ports) {
+      const net::PortMapping exposed = HYPER_TRY(net::exposed_port_mapping(key));
+      const bool mapped = std::any_of(config.ports.begin(), config.ports.end(), [&](const net::PortMapping& port) {
+        return port.container_port == exposed.container_port && port.proto == exposed.proto;
+      });
+      if (!mapped) config.ports.push_back(exposed);
+    }
+  }
+  for (const auto& spec : flags.links) config.links.push_back(HYPER_TRY(net::parse_link(spec)));
+  for (const auto& server : flags.dns) {
+    if (!is_ipv4(server)) return make_error(Errc::invalid_argument, "invalid --dns \"" + server + "\": an IPv4 address");
+    config.dns.push_back(server);
+  }
+  for (const auto& domain : flags.dns_search) {
+    if (domain.empty() || domain.size() > 253 || domain.find_first_of(" \t\n") != std::string::npos)
+      return make_error(Errc::invalid_argument, "invalid --dns-search \"" + domain + "\"");
+    config.dns_search.push_back(domain);
+  }
+  for (const auto& spec : flags.add_hosts) config.extra_hosts.push_back(HYPER_TRY(net::parse_add_host(spec)));
+  if (flags.mac_address) {
+    if (!virtio::parse_mac(*flags.mac_address))
+      return make_error(Errc::invalid_argument, "invalid --mac-address \"" + *flags.mac_address + "\": a unicast MAC address");
+    config.mac = *flags.mac_address;
+  }
+  return config;
+}
+
 Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const runtime::Image& image) {
   runtime::ContainerConfig config;
   config.image = flags.image;
@@ -244,6 +310,7 @@ Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const r
   config.stop_signal = image.config.stop_signal;
   config.seccomp = flags.seccomp;
   if (flags.tap) config.network = HYPER_TRY(parse_tap(*flags.tap));
+  config.net = HYPER_TRY(network_config(flags, image));
   return config;
 }
 

@@ -19,6 +19,9 @@ struct RunFlags {
   std::vector<std::string> env, env_files;
   std::optional<std::string> workdir, user, entrypoint, hostname;
   std::optional<std::string> tap;
+  std::optional<std::string> network, mac_address;
+  std::vector<std::string> network_aliases, publish, links, dns, dns_search, add_hosts;
+  bool publish_all = false;
   std::string cpus = "1";
   std::string memory;
   bool seccomp = true;  // --security-opt seccomp=unconfined turns the VMM's filters off
@@ -42,6 +45,9 @@ Result<uint32_t> parse_cpus(const std::string& text);
 Result<std::vector<std::string>> merge_env(const std::vector<std::string>& image_env,
                                            const std::vector<std::string>& env_files,
                                            const std::vector<std::string>& env_flags);
+
+// --network, -p, -P, --link, --dns, --dns-search, --add-host, --network-alias, --mac-address.
+Result<runtime::net::NetworkConfig> network_config(const RunFlags& flags, const runtime::Image& image);
 
 Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const runtime::Image& image);
 

@@ -17,6 +17,8 @@
 
 #include "runtime/jail/cgroup.hpp"
 #include "runtime/crash_point.hpp"
+#include "runtime/image_blobs.hpp"
+#include "runtime/network/container_network.hpp"
 #include "vmm/file_io.hpp"
 #include "vmm/seccomp.hpp"
 #include "vmm/unique_fd.hpp"
@@ -66,34 +68,16 @@ Result<std::string> random_id() {
   return id;
 }
 
-// Docker's rule, so names that work there work here: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+}  // namespace
+
 bool valid_name(const std::string& name) {
   auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
   if (name.size() < 2 || !alnum(name[0])) return false;
   return std::all_of(name.begin() + 1, name.end(), [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
-// Readers see the old or the new file, never a torn one; the fsync makes a crash leave
-// the old or the new content rather than an empty file.
-Status write_file_atomic(const fs::path& path, const std::string& content) {
-  const fs::path temp = path.string() + ".tmp." + std::to_string(::getpid());
-  {
-    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd.valid()) return Error::from_errno("create " + temp.string());
-    Status written = write_all(fd.get(), content.data(), content.size(), temp.string());
-    if (written.ok() && ::fsync(fd.get()) != 0) written = Error::from_errno("fsync " + temp.string());
-    if (!written.ok()) {
-      ::unlink(temp.c_str());
-      return written;
-    }
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const Error error = Error::from_errno("rename " + temp.string());
-    ::unlink(temp.c_str());
-    return error;
-  }
-  return {};
-}
+namespace {
+
 
 Result<UniqueFd> lock_file(const fs::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -134,7 +118,8 @@ std::string config_text(const Container& container) {
                      {"auto_remove", config.auto_remove},
                      {"cpus", config.cpus},
                      {"memory_mib", config.memory_mib},
-                     {"seccomp", config.seccomp}};
+                     {"seccomp", config.seccomp},
+                     {"net", net::config_json(config.net)}};
   if (config.network) {
     const TapNetwork& net = *config.network;
     json["network"] = {{"tap", net.tap}, {"address", net.address}, {"gateway", net.gateway}, {"mac", net.mac}, {"dns", net.dns}};
@@ -177,6 +162,7 @@ std::string state_text(const ContainerState& state) {
                {"started_at", state.started_at},
                {"finished_at", state.finished_at}};
   if (state.jail) json["jail"] = jail_json(*state.jail);
+  if (state.endpoint) json["endpoint"] = net::endpoint_json(*state.endpoint);
   return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
@@ -204,6 +190,9 @@ Status parse_config(const fs::path& path, const std::string& text, Container& ou
     config.cpus = json.value("cpus", 1u);
     config.memory_mib = json.value("memory_mib", uint64_t{256});
     config.seccomp = json.value("seccomp", true);
+    // Containers made before networks existed had none.
+    if (json.contains("net")) config.net = net::parse_config_json(json["net"]);
+    else config.net.network = "none";
     if (const auto net = json.find("network"); net != json.end() && net->is_object()) {
       config.network = TapNetwork{net->at("tap").get<std::string>(), net->at("address").get<std::string>(),
                                   net->value("gateway", ""), net->value("mac", ""),
@@ -230,6 +219,7 @@ Result<ContainerState> parse_state(const fs::path& path, const std::string& text
     state.started_at = json.value("started_at", "");
     state.finished_at = json.value("finished_at", "");
     if (const auto jail = json.find("jail"); jail != json.end() && jail->is_object()) state.jail = parse_jail(*jail);
+    if (const auto endpoint = json.find("endpoint"); endpoint != json.end()) state.endpoint = net::parse_endpoint_json(*endpoint);
   } catch (const Json::exception& e) {
     return corrupt(path, e.what());
   }
@@ -248,7 +238,7 @@ Result<ContainerState> modify_state(const fs::path& dir, const std::function<voi
   const UniqueFd lock = HYPER_TRY(lock_file(dir / kLockFile));
   ContainerState state = HYPER_TRY(read_state(dir));
   change(state);
-  HYPER_CHECK(write_file_atomic(dir / kStateFile, state_text(state)));
+  HYPER_CHECK(blobs::replace_file(dir / kStateFile, state_text(state)));
   return state;
 }
 
@@ -397,8 +387,8 @@ Status publish(const fs::path& store, Container& container, const std::string& r
   if (::mkdir(staging.c_str(), 0700) != 0) return Error::from_errno("mkdir " + staging.string());
   Status done = [&]() -> Status {
     container.name = HYPER_TRY(claim_name(store, requested, container.id));
-    Status written = write_file_atomic(staging / kConfigFile, config_text(container));
-    if (written.ok()) written = write_file_atomic(staging / kStateFile, state_text(ContainerState{}));
+    Status written = blobs::replace_file(staging / kConfigFile, config_text(container));
+    if (written.ok()) written = blobs::replace_file(staging / kStateFile, state_text(ContainerState{}));
     crash_point("container-staged");
     if (written.ok() && ::rename(staging.c_str(), container.dir.c_str()) != 0)
       written = Error::from_errno("rename " + staging.string());
@@ -454,13 +444,16 @@ Result<uint64_t> process_start_ticks(pid_t pid) {
   return stat.start_ticks;
 }
 
-bool monitor_alive(const ContainerState& state) {
-  auto stat = read_proc_stat(state.pid);
+bool process_alive(pid_t pid, uint64_t start_ticks) {
+  if (pid <= 0) return false;
+  auto stat = read_proc_stat(pid);
   if (!stat.ok()) return false;
   // A zombie has ended; it only waits for its parent to collect the status.
   if (stat->state == 'Z' || stat->state == 'X' || stat->state == 'x') return false;
-  return state.pid_start_ticks == 0 || stat->start_ticks == state.pid_start_ticks;
+  return start_ticks == 0 || stat->start_ticks == start_ticks;
 }
+
+bool monitor_alive(const ContainerState& state) { return process_alive(state.pid, state.pid_start_ticks); }
 
 std::string now_rfc3339() {
   timespec ts{};
@@ -586,6 +579,8 @@ Status ContainerStore::remove(const Container& container) const {
     }
   }
   remove_leftover_cgroup(container);
+  // What a killed monitor left on the host; its own end undoes it otherwise.
+  (void)net::release_container_network(Paths{dir_.parent_path()}, container.id, true);
   crash_point("container-unlisted");
   return remove_tree(doomed);
 }

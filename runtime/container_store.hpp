@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "runtime/file_lock.hpp"
+#include "runtime/network/network_config.hpp"
 #include "vmm/result.hpp"
 
 namespace hyper::runtime {
@@ -55,7 +56,8 @@ struct ContainerConfig {
   bool tty = false, open_stdin = false, auto_remove = false;
   uint32_t cpus = 1;
   uint64_t memory_mib = 256;
-  std::optional<TapNetwork> network;
+  std::optional<TapNetwork> network;  // --tap: an existing tap, instead of `net`
+  net::NetworkConfig net;
   bool seccomp = true;  // false: --security-opt seccomp=unconfined
 };
 
@@ -83,6 +85,7 @@ struct ContainerState {
   std::string error;
   std::string started_at, finished_at;  // RFC 3339, empty when never
   std::optional<JailState> jail;        // absent before the first start
+  std::optional<net::EndpointState> endpoint;  // its address and host ports, while on a network
 };
 
 struct Container {
@@ -122,6 +125,11 @@ class ContainerStore {
 
 // The start time of a process in clock ticks since boot (/proc/PID/stat field 22).
 Result<uint64_t> process_start_ticks(pid_t pid);
+// Docker's rule for container, network and volume names, so names that work there work
+// here: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+bool valid_name(const std::string& name);
+// Whether process `pid` still runs and is the one that started at `start_ticks` (0: any).
+bool process_alive(pid_t pid, uint64_t start_ticks);
 // Whether the state's monitor process is still the one that was recorded.
 bool monitor_alive(const ContainerState& state);
 // Now, as "2026-11-25T13:46:32.123456789Z".

@@ -227,6 +227,16 @@ Status sync_dir(const std::filesystem::path& path) {
   return {};
 }
 
+Status replace_file(const std::filesystem::path& path, std::string_view bytes) {
+  const auto suffix = HYPER_TRY(random_hex(8));
+  const auto temp = path.parent_path() / (path.filename().string() + ".tmp-" + suffix);
+  const Status written = write_file_synced(temp, bytes);
+  if (written.ok() && ::rename(temp.c_str(), path.c_str()) == 0) return sync_dir(path.parent_path());
+  const Error error = written.ok() ? Error::from_errno("rename " + path.string()) : written.error();
+  ::unlink(temp.c_str());
+  return error;
+}
+
 Result<TempDir> TempDir::create(const std::filesystem::path& parent) {
   std::error_code ec;
   std::filesystem::create_directories(parent, ec);

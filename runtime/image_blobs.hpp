@@ -69,6 +69,9 @@ Result<std::string> random_hex(size_t bytes);
 Status write_file_synced(const std::filesystem::path& path, std::string_view bytes);
 Status sync_file(const std::filesystem::path& path);
 Status sync_dir(const std::filesystem::path& path);
+// Replaces `path` with `bytes` atomically and durably: readers see the old or the new
+// file, never a torn one, and a crash leaves one of the two rather than an empty file.
+Status replace_file(const std::filesystem::path& path, std::string_view bytes);
 
 // A directory removed with everything in it when the owner goes away.
 class TempDir {

@@ -134,6 +134,8 @@ Result<ParsedConfig> parse_config(const Json& doc, const std::string& where) {
     out.config.working_dir = HYPER_TRY(optional_string(*config, "WorkingDir", where));
     out.config.user = HYPER_TRY(optional_string(*config, "User", where));
     out.config.stop_signal = HYPER_TRY(optional_string(*config, "StopSignal", where));
+    if (const Json* ports = member(*config, "ExposedPorts"); ports != nullptr && ports->is_object())
+      for (const auto& [port, ignored] : ports->items()) out.config.exposed_ports.push_back(port);
   }
   const Json* rootfs = member(doc, "rootfs");
   if (rootfs == nullptr) return bad(where, "image config has no \"rootfs\"");

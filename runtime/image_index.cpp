@@ -42,13 +42,7 @@ Result<Json> read_index(const std::filesystem::path& path) {
 }
 
 Status write_index(const std::filesystem::path& path, const Json& index) {
-  const auto suffix = HYPER_TRY(blobs::random_hex(8));
-  const auto temp = path.parent_path() / (path.filename().string() + ".tmp-" + suffix);
-  const Status written = blobs::write_file_synced(temp, index.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
-  if (written.ok() && ::rename(temp.c_str(), path.c_str()) == 0) return blobs::sync_dir(path.parent_path());
-  const Error error = written.ok() ? Error::from_errno("rename " + path.string()) : written.error();
-  ::unlink(temp.c_str());
-  return error;
+  return blobs::replace_file(path, index.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
 }
 
 void move_tags(Json& images, const std::string& image_id, const std::string& manifest_digest,

@@ -30,6 +30,7 @@ namespace hyper::runtime {
 struct ImageConfig {
   std::vector<std::string> entrypoint, cmd, env;
   std::string working_dir, user, stop_signal;
+  std::vector<std::string> exposed_ports;  // ExposedPorts' keys: "80/tcp"
 };
 
 struct LayerRef {

@@ -22,6 +22,7 @@
 #include "runtime/image_store.hpp"
 #include "runtime/jail/jail.hpp"
 #include "runtime/log_file.hpp"
+#include "runtime/network/container_network.hpp"
 #include "runtime/stdio_relay.hpp"
 #include "runtime/vm_session.hpp"
 #include "vmm/file_io.hpp"
@@ -40,12 +41,14 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-Json start_request(const Container& container, bool scratch_disk) {
+Json start_request(const Container& container, bool scratch_disk, const net::ContainerNetwork* network) {
   const auto& config = container.config;
   std::vector<std::string> args = config.entrypoint;
   args.insert(args.end(), config.cmd.begin(), config.cmd.end());
+  std::vector<std::string> env = config.env;
+  if (network) env.insert(env.end(), network->link_env().begin(), network->link_env().end());
   Json process = {{"args", args},
-                  {"env", config.env},
+                  {"env", env},
                   {"cwd", config.working_dir.empty() ? "/" : config.working_dir},
                   {"user", config.user},
                   {"tty", config.tty},
@@ -62,6 +65,10 @@ Json start_request(const Container& container, bool scratch_disk) {
     Json interface = {{"name", "eth0"}, {"address", config.network->address}};
     if (!config.network->gateway.empty()) interface["gateway"] = config.network->gateway;
     request["network"] = {{"interfaces", Json::array({interface})}, {"dns", config.network->dns}};
+  } else if (network) {
+    request["network"] = network->guest_network();
+  } else {
+    request["network"] = net::guest_network_without_interface(config.net);
   }
   return request;
 }
@@ -131,6 +138,7 @@ void report_to_monitor(int fd, const Json& message) {
 struct VmmSetup {
   bool jailed = false;
   int report_fd = -1;
+  const net::ContainerNetwork* network = nullptr;  // the container's network, when on one
 };
 
 Ended run_vm(const Paths& paths, const Container& container, const MonitorOptions& options, int signal_fd,
@@ -151,6 +159,9 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   spec.disks = disks->disks;
   if (const auto& net = container.config.network) {
     spec.nets.push_back(virtio::NetOptions{.tap = net->tap, .mac = net->mac.empty() ? std::nullopt : virtio::parse_mac(net->mac)});
+  } else if (setup.network) {
+    const net::EndpointState& endpoint = setup.network->state();
+    spec.nets.push_back(virtio::NetOptions{.tap = endpoint.tap, .mac = virtio::parse_mac(endpoint.mac), .tap_fd = setup.network->tap_fd()});
   }
   spec.console_fd = console.get();
   spec.start_ns = options.start_ns;
@@ -168,7 +179,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   VmSession& vm = **session;
 
   std::optional<RawTerminal> raw;
-  auto reply = vm.agent().call(start_request(container, disks->scratch), kBootTimeoutMs);
+  auto reply = vm.agent().call(start_request(container, disks->scratch, setup.network), kBootTimeoutMs);
   if (!reply.ok() || !reply->value("ok", false)) {
     // The agent's refusal carries Docker's code for a missing or non-executable command.
     int code = 125;
@@ -206,7 +217,7 @@ struct VmmChannels {
 };
 
 [[noreturn]] void vmm_main(const Paths& paths, const Container& container, const MonitorOptions& options,
-                           const VmmChannels& channels, bool jailed) {
+                           const VmmChannels& channels, bool jailed, const net::ContainerNetwork* network) {
   // Ends with its monitor, so that a killed monitor takes the VM along.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   sigset_t child;
@@ -229,7 +240,7 @@ struct VmmChannels {
   ::close(channels.go);
   auto signals = forwarded_signals_fd();
   UniqueFd signal_fd = signals.ok() ? std::move(signals).value() : UniqueFd();
-  Ended ended = run_vm(paths, container, options, signal_fd.get(), VmmSetup{jailed, channels.report});
+  Ended ended = run_vm(paths, container, options, signal_fd.get(), VmmSetup{jailed, channels.report, network});
   if (!ended.started) options.on_started(ended.status, ended.error);
   report_to_monitor(channels.report, {{"error", ended.error}});
   _exit(ended.status & 0xff);
@@ -362,7 +373,7 @@ struct Pipe {
 
 // Forks the VMM process (which never returns from here); its pid, in the monitor.
 Result<pid_t> spawn_vmm(const Paths& paths, const Container& container, const MonitorOptions& options, Pipe& go,
-                        Pipe& report, int monitor_signal_fd, bool jailed) {
+                        Pipe& report, int monitor_signal_fd, bool jailed, const net::ContainerNetwork* network) {
   // Nothing buffered twice: the VMM process leaves with _exit.
   std::fflush(stdout);
   std::fflush(stderr);
@@ -371,14 +382,15 @@ Result<pid_t> spawn_vmm(const Paths& paths, const Container& container, const Mo
     go.write.reset();
     report.read.reset();
     ::close(monitor_signal_fd);
-    vmm_main(paths, container, options, VmmChannels{go.read.get(), report.write.get()}, jailed);
+    vmm_main(paths, container, options, VmmChannels{go.read.get(), report.write.get()}, jailed, network);
   }
   go.read.reset();
   report.write.reset();
   return forked;
 }
 
-void record_running(const ContainerStore& store, const Container& container, pid_t vmm, const JailState& jail) {
+void record_running(const ContainerStore& store, const Container& container, pid_t vmm, const JailState& jail,
+                    const net::ContainerNetwork* network) {
   const auto own_ticks = process_start_ticks(::getpid());
   (void)store.update_state(container, [&](ContainerState& state) {
     state = ContainerState{};
@@ -388,6 +400,7 @@ void record_running(const ContainerStore& store, const Container& container, pid
     state.vmm_pid = vmm;
     state.started_at = now_rfc3339();
     state.jail = jail;
+    if (network) state.endpoint = network->state();
   });
 }
 
@@ -413,7 +426,17 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
     options.on_started(125, !go.ok() ? go.error().message : !report.ok() ? report.error().message : "signalfd failed");
     return 125;
   }
-  auto forked = spawn_vmm(paths, container, options, *go, *report, signals.fd(), jailed);
+  std::unique_ptr<net::ContainerNetwork> network;
+  if (!container.config.network && !container.config.net.none()) {
+    auto attached = net::ContainerNetwork::attach(paths, store, container);
+    if (!attached.ok()) {
+      if (jail.limits_enforced) (void)remove_cgroup(jail.cgroup);
+      options.on_started(125, attached.error().message);
+      return 125;
+    }
+    network = std::move(attached).value();
+  }
+  auto forked = spawn_vmm(paths, container, options, *go, *report, signals.fd(), jailed, network.get());
   if (!forked.ok()) {
     if (jail.limits_enforced) (void)remove_cgroup(jail.cgroup);
     options.on_started(125, forked.error().message);
@@ -421,9 +444,12 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
   }
   const pid_t vmm = *forked;
   move_vmm(jail, vmm);
+  if (network)
+    if (auto resolver = network->start_resolver(); !resolver.ok())
+      options.on_warning("container names on network " + container.config.net.network + " do not resolve: " + resolver.error().message);
   warn_unenforced(options, jail);
   options.release_started();
-  record_running(store, container, vmm, jail);
+  record_running(store, container, vmm, jail, network.get());
   crash_point("monitor-running");
   const char start = 1;
   (void)write_all(go->write.get(), &start, 1, "the VMM");
@@ -438,6 +464,7 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
   remove_session_sockets(container.dir);
   // The VM is gone: released first, so that whoever sees "exited" (a commit right after
   // a stop) can claim the disks at once.
+  network.reset();
   claim->reset();
   if (jail.limits_enforced) (void)remove_cgroup(jail.cgroup);
   (void)store.update_state(container, [&](ContainerState& state) {
@@ -447,6 +474,7 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
     state.exit_code = ended.status;
     state.error = ended.error;
     state.finished_at = now_rfc3339();
+    state.endpoint.reset();
   });
   if (container.config.auto_remove) (void)store.remove(container);
   return ended.status;

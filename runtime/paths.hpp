@@ -16,6 +16,8 @@ struct Paths {
 
   [[nodiscard]] std::filesystem::path images() const { return root / "images"; }
   [[nodiscard]] std::filesystem::path containers() const { return root / "containers"; }
+  [[nodiscard]] std::filesystem::path networks() const { return root / "networks"; }
+  [[nodiscard]] std::filesystem::path config() const { return root / "config.json"; }
 };
 
 // The root is, in order: `--root`, $HYPER_ROOT, /var/lib/hyper for root, else

@@ -258,3 +258,49 @@ TEST_CASE("run options: --tap names the tap first, then the address and the opti
     CHECK_FALSE(hyper::cli::parse_tap(bad).ok());
   }
 }
+
+TEST_CASE("run options: the network flags become the container's network config") {
+  runtime::Image image = sample_image();
+  image.config.exposed_ports = {"80/tcp", "53/udp"};
+  auto config = [&](const std::vector<std::string>& args) {
+    auto made = network_config(parse(args), image);
+    INFO((made.ok() ? std::string() : made.error().message));
+    REQUIRE(made.ok());
+    return std::move(made).value();
+  };
+  auto error = [&](const std::vector<std::string>& args) {
+    auto made = network_config(parse(args), image);
+    REQUIRE_FALSE(made.ok());
+    return made.error().message;
+  };
+  CHECK(config({"img"}).network == "bridge");
+  CHECK(config({"--net", "front", "img"}).network == "front");
+
+  const auto full = config({"--network", "front", "--network-alias", "www", "-p", "8080:80", "-p127.0.0.1:53:53/udp",
+                            "--link", "db:database", "--dns", "10.0.0.53", "--dns-search", "example.test", "--add-host",
+                            "h:10.0.0.9", "--mac-address", "02:00:00:00:00:09", "img", "cmd"});
+  CHECK(full.aliases == std::vector<std::string>{"www"});
+  REQUIRE(full.ports.size() == 2);
+  CHECK(full.ports[1] == runtime::net::PortMapping{"127.0.0.1", 53, 53, "udp"});
+  CHECK(full.links == std::vector<runtime::net::Link>{{"db", "database"}});
+  CHECK(full.dns == std::vector<std::string>{"10.0.0.53"});
+  CHECK(full.extra_hosts == std::vector<std::string>{"10.0.0.9 h"});
+  CHECK(full.mac == "02:00:00:00:00:09");
+  CHECK(parse({"-p", "80", "img", "cmd"}).command == std::vector<std::string>{"cmd"});  // -p takes a value
+
+  // -P adds what the image EXPOSEs and -p did not publish already.
+  const auto all = config({"-P", "-p", "8080:80", "img"});
+  REQUIRE(all.ports.size() == 2);
+  CHECK(all.ports[0].host_port == 8080);
+  CHECK(all.ports[1] == runtime::net::PortMapping{"", 0, 53, "udp"});
+
+  CHECK(error({"--network", "host", "img"}).find("not supported") != std::string::npos);
+  CHECK(error({"--network", "none", "-p", "80", "img"}).find("conflicting options") != std::string::npos);
+  CHECK(error({"--network", "none", "--link", "db", "img"}).find("conflicting options") != std::string::npos);
+  CHECK(error({"--network-alias", "x", "img"}).find("user-defined networks") != std::string::npos);
+  CHECK(error({"--dns", "nameserver", "img"}).find("--dns") != std::string::npos);
+  CHECK(error({"--add-host", "nocolon", "img"}).find("--add-host") != std::string::npos);
+  CHECK(error({"--mac-address", "01:00:00:00:00:01", "img"}).find("unicast") != std::string::npos);
+  CHECK(error({"--tap", "t0,ip=10.0.0.2/24", "--network", "front", "img"}).find("conflicting options") != std::string::npos);
+  CHECK(config({"--tap", "t0,ip=10.0.0.2/24", "img"}).none());
+}
