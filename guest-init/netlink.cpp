@@ -5,7 +5,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "guest-init/printable.hpp"
@@ -155,6 +157,18 @@ Status Netlink::add_address(int index, uint32_t ipv4_be, uint8_t prefix_len) {
   const uint32_t seq = next_seq();
   const NetlinkMessage message = build_add_address(seq, index, ipv4_be, prefix_len);
   return to_status(exchange(message, seq), describe);
+}
+
+Status Netlink::send_request(const NetlinkMessage& message, const std::string& what,
+                             std::initializer_list<int> accepted) {
+  nlmsghdr header;
+  if (message.size() < sizeof header) {
+    return make_error(Errc::invalid_argument, "netlink: " + what + ": the request has no header");
+  }
+  std::memcpy(&header, message.data(), sizeof header);
+  auto answer = exchange(message, header.nlmsg_seq);
+  if (answer && std::find(accepted.begin(), accepted.end(), answer->error) != accepted.end()) return {};
+  return to_status(std::move(answer), [&] { return what; });
 }
 
 Status Netlink::add_default_route(uint32_t gateway_be, int index) {

@@ -5,8 +5,10 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "guest-init/ipv4.hpp"
@@ -35,12 +37,19 @@ class Netlink {
   // reachable through `index` (an address on its subnet), or the kernel refuses it.
   Status add_default_route(uint32_t gateway_be, int index);
 
+  // For requests built by the caller (the build_* functions of netlink_message.hpp): the
+  // sequence number to build one with.
+  [[nodiscard]] uint32_t next_seq() { return ++seq_; }
+  // Sends such a request and waits for its acknowledgement. A refusal whose errno is in
+  // `accepted` counts as success (EEXIST when creating what is already there); `what`
+  // ("create bridge hyper0") names the request in errors.
+  Status send_request(const NetlinkMessage& message, const std::string& what, std::initializer_list<int> accepted = {});
+
  private:
   explicit Netlink(UniqueFd fd) : fd_(std::move(fd)) {}
   // Sends `message` and waits for the acknowledgement of `seq`. An Error here is a
   // transport failure; the kernel's answer, success or refusal, is the NetlinkAck.
   Result<NetlinkAck> exchange(std::span<const uint8_t> message, uint32_t seq);
-  uint32_t next_seq() { return ++seq_; }
 
   UniqueFd fd_;
   uint32_t seq_ = 0;

@@ -3,6 +3,7 @@
 #include <linux/if_addr.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/veth.h>
 #include <net/if.h>
 #include <sys/socket.h>
 
@@ -37,10 +38,23 @@ class MessageBuilder {
     attribute.rta_type = type;
     attribute.rta_len = static_cast<unsigned short>(sizeof attribute + size);
     append(&attribute, sizeof attribute);
-    append(data, size);
+    if (size != 0) append(data, size);
   }
 
   void add_u32(uint16_t type, uint32_t value) { add_attribute(type, &value, sizeof value); }
+  // NUL-terminated, as the kernel's NLA_STRING/NLA_NUL_STRING policies accept.
+  void add_string(uint16_t type, const std::string& value) { add_attribute(type, value.c_str(), value.size() + 1); }
+
+  // Attributes added until end_nested(returned offset) are the payload of attribute `type`.
+  [[nodiscard]] size_t begin_nested(uint16_t type) {
+    const size_t offset = bytes_.size();
+    add_attribute(type, nullptr, 0);
+    return offset;
+  }
+  void end_nested(size_t offset) {
+    const auto length = static_cast<unsigned short>(bytes_.size() - offset);
+    std::memcpy(bytes_.data() + offset + offsetof(rtattr, rta_len), &length, sizeof length);
+  }
 
   NetlinkMessage finish() && {
     const auto length = static_cast<uint32_t>(bytes_.size());
@@ -64,13 +78,18 @@ bool is_loopback_address(uint32_t ipv4_be) {
   return bytes[0] == 127;
 }
 
+ifinfomsg link_info(int index) {
+  ifinfomsg info{};
+  info.ifi_family = AF_UNSPEC;
+  info.ifi_index = index;
+  return info;
+}
+
 }  // namespace
 
 NetlinkMessage build_set_link_up(uint32_t seq, int index, std::optional<uint32_t> mtu) {
   MessageBuilder message(RTM_NEWLINK, 0, seq);
-  ifinfomsg info{};
-  info.ifi_family = AF_UNSPEC;
-  info.ifi_index = index;
+  ifinfomsg info = link_info(index);
   info.ifi_flags = IFF_UP;
   info.ifi_change = IFF_UP;
   message.add_struct(info);
@@ -80,16 +99,17 @@ NetlinkMessage build_set_link_up(uint32_t seq, int index, std::optional<uint32_t
 
 NetlinkMessage build_set_link_address(uint32_t seq, int index, const std::array<uint8_t, 6>& mac) {
   MessageBuilder message(RTM_NEWLINK, 0, seq);
-  ifinfomsg info{};
-  info.ifi_family = AF_UNSPEC;
-  info.ifi_index = index;
-  message.add_struct(info);
+  message.add_struct(link_info(index));
   message.add_attribute(IFLA_ADDRESS, mac.data(), mac.size());
   return std::move(message).finish();
 }
 
-NetlinkMessage build_add_address(uint32_t seq, int index, uint32_t ipv4_be, uint8_t prefix_len) {
-  MessageBuilder message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, seq);
+namespace {
+
+// RTM_NEWADDR and RTM_DELADDR name an address the same way.
+NetlinkMessage build_address_request(uint16_t type, uint16_t flags, uint32_t seq, int index, uint32_t ipv4_be,
+                                     uint8_t prefix_len) {
+  MessageBuilder message(type, flags, seq);
   ifaddrmsg address{};
   address.ifa_family = AF_INET;
   address.ifa_prefixlen = prefix_len;
@@ -99,7 +119,58 @@ NetlinkMessage build_add_address(uint32_t seq, int index, uint32_t ipv4_be, uint
   message.add_u32(IFA_LOCAL, ipv4_be);
   message.add_u32(IFA_ADDRESS, ipv4_be);
   // /31 and /32 have no broadcast address (RFC 3021).
-  if (prefix_len <= 30) message.add_u32(IFA_BROADCAST, ipv4_be | ~ipv4_netmask_be(prefix_len));
+  if (type == RTM_NEWADDR && prefix_len <= 30) message.add_u32(IFA_BROADCAST, ipv4_be | ~ipv4_netmask_be(prefix_len));
+  return std::move(message).finish();
+}
+
+}  // namespace
+
+NetlinkMessage build_add_address(uint32_t seq, int index, uint32_t ipv4_be, uint8_t prefix_len) {
+  return build_address_request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, seq, index, ipv4_be, prefix_len);
+}
+
+NetlinkMessage build_delete_address(uint32_t seq, int index, uint32_t ipv4_be, uint8_t prefix_len) {
+  return build_address_request(RTM_DELADDR, 0, seq, index, ipv4_be, prefix_len);
+}
+
+NetlinkMessage build_create_bridge(uint32_t seq, const std::string& name) {
+  MessageBuilder message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, seq);
+  message.add_struct(link_info(0));
+  message.add_string(IFLA_IFNAME, name);
+  const size_t linkinfo = message.begin_nested(IFLA_LINKINFO);
+  message.add_string(IFLA_INFO_KIND, "bridge");
+  message.end_nested(linkinfo);
+  return std::move(message).finish();
+}
+
+NetlinkMessage build_create_veth(uint32_t seq, const std::string& name, const std::string& peer, pid_t peer_netns_pid) {
+  MessageBuilder message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, seq);
+  message.add_struct(link_info(0));
+  message.add_string(IFLA_IFNAME, name);
+  const size_t linkinfo = message.begin_nested(IFLA_LINKINFO);
+  message.add_string(IFLA_INFO_KIND, "veth");
+  const size_t data = message.begin_nested(IFLA_INFO_DATA);
+  // The peer is described like a link of its own: an ifinfomsg, then its attributes.
+  const size_t peer_info = message.begin_nested(VETH_INFO_PEER);
+  message.add_struct(link_info(0));
+  message.add_string(IFLA_IFNAME, peer);
+  message.add_u32(IFLA_NET_NS_PID, static_cast<uint32_t>(peer_netns_pid));
+  message.end_nested(peer_info);
+  message.end_nested(data);
+  message.end_nested(linkinfo);
+  return std::move(message).finish();
+}
+
+NetlinkMessage build_delete_link(uint32_t seq, int index) {
+  MessageBuilder message(RTM_DELLINK, 0, seq);
+  message.add_struct(link_info(index));
+  return std::move(message).finish();
+}
+
+NetlinkMessage build_set_link_master(uint32_t seq, int index, int master_index) {
+  MessageBuilder message(RTM_NEWLINK, 0, seq);
+  message.add_struct(link_info(index));
+  message.add_u32(IFLA_MASTER, static_cast<uint32_t>(master_index));
   return std::move(message).finish();
 }
 

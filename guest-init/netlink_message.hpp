@@ -2,6 +2,8 @@
 // every header field and attribute without a kernel.
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -28,6 +30,25 @@ using NetlinkMessage = std::vector<uint8_t>;
 // set) for prefixes up to /30. Scope host for 127.0.0.0/8, universe otherwise, as `ip` does.
 [[nodiscard]] NetlinkMessage build_add_address(uint32_t seq, int index, uint32_t ipv4_be,
                                                uint8_t prefix_len);
+
+// RTM_DELADDR of the address build_add_address would add (no IFA_BROADCAST: the kernel
+// matches on the local address and prefix length).
+[[nodiscard]] NetlinkMessage build_delete_address(uint32_t seq, int index, uint32_t ipv4_be, uint8_t prefix_len);
+
+// RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL: a bridge called `name` (IFLA_IFNAME, and
+// IFLA_LINKINFO holding IFLA_INFO_KIND "bridge"), down, with the kernel's defaults.
+[[nodiscard]] NetlinkMessage build_create_bridge(uint32_t seq, const std::string& name);
+
+// RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL: a veth pair, `name` here and `peer` in the
+// network namespace of process `peer_netns_pid` (VETH_INFO_PEER with IFLA_NET_NS_PID).
+[[nodiscard]] NetlinkMessage build_create_veth(uint32_t seq, const std::string& name, const std::string& peer,
+                                               pid_t peer_netns_pid);
+
+// RTM_DELLINK of `index`.
+[[nodiscard]] NetlinkMessage build_delete_link(uint32_t seq, int index);
+
+// RTM_NEWLINK with IFLA_MASTER: enslaves `index` to the bridge `master_index`.
+[[nodiscard]] NetlinkMessage build_set_link_master(uint32_t seq, int index, int master_index);
 
 // RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL: 0.0.0.0/0 via RTA_GATEWAY out of RTA_OIF, in the
 // main table, protocol boot, scope universe, type unicast.

@@ -1,5 +1,6 @@
 #include "virtio/net.hpp"
 
+#include <fcntl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -47,7 +48,13 @@ MacAddress random_mac() {
 }
 
 Result<std::shared_ptr<Net>> Net::open(const NetOptions& options) {
-  auto fd = HYPER_TRY(open_tap(options.tap));
+  UniqueFd fd;
+  if (options.tap_fd >= 0) {
+    fd = UniqueFd(::fcntl(options.tap_fd, F_DUPFD_CLOEXEC, 0));
+    if (!fd.valid()) return Error::from_errno("tap " + options.tap + ": duplicating fd " + std::to_string(options.tap_fd));
+  } else {
+    fd = HYPER_TRY(open_tap(options.tap));
+  }
   return over_fd(std::move(fd), options.mac.value_or(random_mac()), true);
 }
 

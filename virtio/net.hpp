@@ -30,6 +30,8 @@ using MacAddress = std::array<uint8_t, 6>;
 
 struct NetOptions {
   std::string tap;
+  // An already-open tap, dup'ed by Net::open; `tap` is then only its name for messages.
+  int tap_fd = -1;
   std::optional<MacAddress> mac;  // random when absent
 };
 

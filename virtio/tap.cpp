@@ -11,7 +11,7 @@
 
 namespace hyper::virtio {
 
-Result<UniqueFd> open_tap(const std::string& name) {
+Result<UniqueFd> open_tap(const std::string& name, TapOpen mode) {
   if (name.empty() || name.size() >= IFNAMSIZ || name.find('/') != std::string::npos)
     return make_error(Errc::invalid_argument, "tap name '" + name + "' is not a valid interface name (1-15 characters)");
   UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
@@ -23,6 +23,7 @@ Result<UniqueFd> open_tap(const std::string& name) {
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, name.data(), name.size());
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (mode == TapOpen::create_new) ifr.ifr_flags |= IFF_TUN_EXCL;
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
     const int err = errno;
     std::string hint = err == EPERM ? " (create it first: ip tuntap add dev " + name + " mode tap user $USER)" : "";

@@ -13,8 +13,14 @@ namespace hyper::virtio {
 
 inline constexpr int kVirtioNetHeaderSize = 12;  // struct virtio_net_hdr_v1
 
-// Attaches to tap interface `name` (creating it when the caller may, CAP_NET_ADMIN), non-blocking.
-[[nodiscard]] Result<UniqueFd> open_tap(const std::string& name);
+enum class TapOpen {
+  attach_or_create,  // attaches to an existing tap, or creates one when the caller may (CAP_NET_ADMIN)
+  create_new,        // creates it (IFF_TUN_EXCL): fails with "Device or resource busy" if it exists
+};
+
+// Tap interface `name`, non-blocking. A tap this creates is not persistent: it goes away
+// when the last fd attached to it is closed.
+[[nodiscard]] Result<UniqueFd> open_tap(const std::string& name, TapOpen mode = TapOpen::attach_or_create);
 
 // Which offloads the tap may hand us, from the guest's negotiated virtio-net features.
 [[nodiscard]] Status set_tap_offloads(int tap_fd, uint64_t guest_features);

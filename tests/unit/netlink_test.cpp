@@ -4,6 +4,7 @@
 #include <linux/if_addr.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/veth.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "guest-init/netlink.hpp"
+#include "tests/unit/netns_child.hpp"
 
 using namespace hyper;
 using namespace hyper::guest;
@@ -154,6 +156,76 @@ TEST_CASE("netlink: add a default route") {
   CHECK(parsed.attributes.size() == 2);
   CHECK(parsed.attributes[RTA_GATEWAY] == ip_bytes("10.0.2.1"));
   CHECK(parsed.attributes[RTA_OIF] == u32_bytes(2));
+}
+
+TEST_CASE("netlink: create a bridge") {
+  const NetlinkMessage bytes = build_create_bridge(13, "hyper0");
+  auto parsed = parse_request<ifinfomsg>(bytes);
+  CHECK(parsed.header.nlmsg_type == RTM_NEWLINK);
+  CHECK(parsed.header.nlmsg_flags == (kRequestAck | kCreateExclusive));
+  CHECK(parsed.header.nlmsg_seq == 13);
+  CHECK(parsed.family.ifi_family == AF_UNSPEC);
+  CHECK(parsed.family.ifi_index == 0);
+  CHECK(parsed.family.ifi_flags == 0u);
+  CHECK(parsed.attributes.size() == 2);
+  const std::string name = "hyper0";
+  CHECK(parsed.attributes[IFLA_IFNAME] == std::vector<uint8_t>(name.c_str(), name.c_str() + name.size() + 1));
+  // IFLA_LINKINFO nests exactly one attribute: IFLA_INFO_KIND "bridge\0" (rta_len 11, padded to 12).
+  const std::vector<uint8_t> kind = {11, 0, IFLA_INFO_KIND, 0, 'b', 'r', 'i', 'd', 'g', 'e', 0, 0};
+  CHECK(parsed.attributes[IFLA_LINKINFO] == kind);
+  CHECK(bytes.size() == 16 + 16 + 12 + 4 + 12);
+}
+
+TEST_CASE("netlink: create a veth pair with its peer in another namespace") {
+  const NetlinkMessage bytes = build_create_veth(17, "v0", "v1", 4242);
+  auto parsed = parse_request<ifinfomsg>(bytes);
+  CHECK(parsed.header.nlmsg_type == RTM_NEWLINK);
+  CHECK(parsed.header.nlmsg_flags == (kRequestAck | kCreateExclusive));
+  CHECK(parsed.family.ifi_index == 0);
+  CHECK(parsed.attributes[IFLA_IFNAME] == std::vector<uint8_t>{'v', '0', 0});
+  // LINKINFO{ KIND "veth", DATA{ PEER{ ifinfomsg, IFNAME "v1", NET_NS_PID 4242 } } }
+  std::vector<uint8_t> peer = {16 + 4 + 4 + 4 + 8, 0, VETH_INFO_PEER, 0};
+  peer.insert(peer.end(), sizeof(ifinfomsg), 0);
+  ifinfomsg info{};
+  info.ifi_family = AF_UNSPEC;
+  std::memcpy(peer.data() + 4, &info, sizeof info);
+  peer.insert(peer.end(), {7, 0, IFLA_IFNAME, 0, 'v', '1', 0, 0, 8, 0, IFLA_NET_NS_PID, 0});
+  const std::vector<uint8_t> pid = u32_bytes(4242);
+  peer.insert(peer.end(), pid.begin(), pid.end());
+  std::vector<uint8_t> linkinfo = {9, 0, IFLA_INFO_KIND, 0, 'v', 'e', 't', 'h', 0, 0, 0, 0};
+  linkinfo.insert(linkinfo.end(), {static_cast<uint8_t>(4 + peer.size()), 0, IFLA_INFO_DATA, 0});
+  linkinfo.insert(linkinfo.end(), peer.begin(), peer.end());
+  CHECK(parsed.attributes[IFLA_LINKINFO] == linkinfo);
+}
+
+TEST_CASE("netlink: delete a link and enslave one to a bridge") {
+  auto deleted = parse_request<ifinfomsg>(build_delete_link(14, 5));
+  CHECK(deleted.header.nlmsg_type == RTM_DELLINK);
+  CHECK(deleted.header.nlmsg_flags == kRequestAck);
+  CHECK(deleted.header.nlmsg_seq == 14);
+  CHECK(deleted.family.ifi_index == 5);
+  CHECK(deleted.attributes.empty());
+
+  auto enslaved = parse_request<ifinfomsg>(build_set_link_master(15, 6, 4));
+  CHECK(enslaved.header.nlmsg_type == RTM_NEWLINK);
+  CHECK(enslaved.header.nlmsg_flags == kRequestAck);
+  CHECK(enslaved.family.ifi_index == 6);
+  CHECK(enslaved.family.ifi_change == 0u);
+  CHECK(enslaved.attributes.size() == 1);
+  CHECK(enslaved.attributes[IFLA_MASTER] == u32_bytes(4));
+}
+
+TEST_CASE("netlink: delete an address") {
+  auto parsed = parse_request<ifaddrmsg>(build_delete_address(16, 2, parse_ipv4("10.0.2.15").value(), 24));
+  CHECK(parsed.header.nlmsg_type == RTM_DELADDR);
+  CHECK(parsed.header.nlmsg_flags == kRequestAck);
+  CHECK(parsed.header.nlmsg_seq == 16);
+  CHECK(parsed.family.ifa_family == AF_INET);
+  CHECK(parsed.family.ifa_prefixlen == 24);
+  CHECK(parsed.family.ifa_index == 2u);
+  CHECK(parsed.attributes.size() == 2);
+  CHECK(parsed.attributes[IFA_LOCAL] == ip_bytes("10.0.2.15"));
+  CHECK(parsed.attributes[IFA_ADDRESS] == ip_bytes("10.0.2.15"));
 }
 
 namespace {
@@ -300,21 +372,7 @@ TEST_CASE("ipv4_netmask_be") {
 
 namespace {
 
-// Runs in the forked child, inside its new namespace; collects failures as text, since
-// doctest's assertions do not report from a child process.
-class ChildChecks {
- public:
-  void expect(bool ok, const std::string& what) {
-    if (!ok) failures_ += "FAIL: " + what + "\n";
-  }
-  void expect_ok(const Status& status, const std::string& what) {
-    expect(status.ok(), what + (status.ok() ? "" : ": " + status.error().message));
-  }
-  [[nodiscard]] const std::string& failures() const { return failures_; }
-
- private:
-  std::string failures_;
-};
+using test::ChildChecks;
 
 sockaddr_in inet_address(const char* text, uint16_t port) {
   sockaddr_in address{};
@@ -414,33 +472,10 @@ TEST_CASE("netlink: configure lo in a new network namespace") {
     MESSAGE("skipped: creating a network namespace needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)");
     return;
   }
-  int pipe_fds[2];
-  REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
-  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    read_end.reset();
-    std::string report;
-    // Everything after this point must happen in the new namespace, never in the host's.
-    if (::unshare(CLONE_NEWNET) != 0) {
-      report = std::string("SKIP: unshare(CLONE_NEWNET): ") + std::strerror(errno) + " (needs CAP_SYS_ADMIN)";
-    } else {
-      ChildChecks checks;
-      report = exercise_namespace(checks);
-      if (report.empty()) report = "OK\n";
-    }
-    (void)!::write(write_end.get(), report.data(), report.size());
-    ::_exit(0);
-  }
-  write_end.reset();
-  std::string report;
-  char buffer[4096];
-  ssize_t got;
-  while ((got = ::read(read_end.get(), buffer, sizeof buffer)) > 0) report.append(buffer, static_cast<size_t>(got));
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  CHECK(WIFEXITED(status));
+  const std::string report = test::run_in_new_network_namespace([] {
+    ChildChecks checks;
+    return exercise_namespace(checks);
+  });
   if (report.rfind("SKIP: ", 0) == 0) {
     MESSAGE("skipped: " << report.substr(6));
     return;
