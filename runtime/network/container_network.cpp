@@ -161,6 +161,9 @@ Json guest_network_without_interface(const NetworkConfig& config) {
   return {{"interfaces", Json::array()}, {"dns", config.dns}, {"dns_search", config.dns_search}, {"hosts", config.extra_hosts}};
 }
 
+ContainerNetwork::ContainerNetwork(Paths paths, const Container& container)
+    : paths_(std::move(paths)), container_(container) {}
+
 Result<std::unique_ptr<ContainerNetwork>> ContainerNetwork::attach(const Paths& paths, const ContainerStore& containers,
                                                                    const Container& container) {
   std::unique_ptr<ContainerNetwork> network(new ContainerNetwork(paths, container));

@@ -47,7 +47,7 @@ class ContainerNetwork {
   Status start_resolver();
 
  private:
-  ContainerNetwork(Paths paths, const Container& container) : paths_(std::move(paths)), container_(container) {}
+  ContainerNetwork(Paths paths, const Container& container);
   Status set_up(const ContainerStore& containers);
   Status reserve_ports();
   Status resolve_links(const ContainerStore& containers);

@@ -113,7 +113,7 @@ Result<std::vector<FloatingIp>> FloatingIps::list() const {
 
 Result<std::string> FloatingIps::allocate(const std::optional<std::string>& wanted) const {
   std::string chosen;
-  HYPER_CHECK(change_state(state_, [&](Json& state) -> Status {
+  const Status allocated = change_state(state_, [&](Json& state) -> Status {
     std::vector<uint32_t> taken;
     for (const auto& [address, entry] : state.items())
       if (auto parsed = parse_address(address); parsed.ok()) taken.push_back(*parsed);
@@ -131,7 +131,8 @@ Result<std::string> FloatingIps::allocate(const std::optional<std::string>& want
     if (!pool_.interface.empty()) HYPER_CHECK(add_host_address(pool_.interface, htonl(address), 32));
     state[chosen] = {{"container", ""}};
     return {};
-  }));
+  });
+  if (!allocated.ok()) return allocated.error();
   return chosen;
 }
 

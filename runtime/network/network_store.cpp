@@ -61,8 +61,10 @@ Result<Network> parse_network(const fs::path& path, const Json& json) {
   network.driver = HYPER_TRY(string_field(path, json, "driver"));
   network.created = HYPER_TRY(string_field(path, json, "created"));
   network.bridge = HYPER_TRY(string_field(path, json, "bridge"));
-  auto subnet = parse_subnet(HYPER_TRY(string_field(path, json, "subnet")));
-  auto gateway = parse_address(HYPER_TRY(string_field(path, json, "gateway")));
+  const std::string subnet_text = HYPER_TRY(string_field(path, json, "subnet"));
+  const std::string gateway_text = HYPER_TRY(string_field(path, json, "gateway"));
+  auto subnet = parse_subnet(subnet_text);
+  auto gateway = parse_address(gateway_text);
   if (!subnet.ok() || !gateway.ok()) return corrupt(path, "a bad subnet or gateway");
   network.subnet = *subnet;
   network.gateway = *gateway;
@@ -82,7 +84,8 @@ Result<Endpoint> parse_endpoint(const fs::path& path, const Json& json) {
   endpoint.container_id = HYPER_TRY(string_field(path, json, "container_id"));
   endpoint.container_name = HYPER_TRY(string_field(path, json, "container_name"));
   endpoint.mac = HYPER_TRY(string_field(path, json, "mac"));
-  auto address = parse_address(HYPER_TRY(string_field(path, json, "address")));
+  const std::string address_field = HYPER_TRY(string_field(path, json, "address"));
+  auto address = parse_address(address_field);
   if (!address.ok()) return corrupt(path, "a bad address");
   endpoint.address = *address;
   for (const char* key : {"aliases", "dns"}) {
@@ -115,7 +118,8 @@ Result<std::vector<Endpoint>> all_endpoints(const Network& network) {
     if (!file.ends_with(".json") || !is_hex_id(file.substr(0, file.size() - 5))) continue;  // temporaries
     auto json = read_json(it->path());
     if (!json.ok() && json.error().code == Errc::not_found) continue;  // released meanwhile
-    endpoints.push_back(HYPER_TRY(parse_endpoint(it->path(), HYPER_TRY(std::move(json)))));
+    const Json record = HYPER_TRY(std::move(json));
+    endpoints.push_back(HYPER_TRY(parse_endpoint(it->path(), record)));
   }
   if (ec && ec != std::errc::no_such_file_or_directory) return Error::from_errno("list " + dir.string(), ec.value());
   return endpoints;
@@ -203,7 +207,8 @@ Result<std::vector<std::string>> NetworkStore::ids() const {
 
 Result<Network> NetworkStore::load(const std::string& id) const {
   const fs::path path = dir_ / id / kNetworkFile;
-  return parse_network(path, HYPER_TRY(read_json(path)));
+  const Json record = HYPER_TRY(read_json(path));
+  return parse_network(path, record);
 }
 
 Result<std::vector<Network>> NetworkStore::list() const {
