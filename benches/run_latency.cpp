@@ -53,10 +53,10 @@ int main(int argc, char** argv) {
   std::map<std::string, std::vector<double>> figures;
   for (int i = 0; i < runs; ++i) {
     const double start = now_ms();
-    std::vector<std::string> argv = {hyper, "run", "--rm"};
-    argv.insert(argv.end(), run_args.begin(), run_args.end());
-    argv.insert(argv.end(), {image, "true"});
-    auto child = spawn(argv, {"HYPER_TIMINGS=1"});
+    std::vector<std::string> command = {hyper, "run", "--rm"};
+    command.insert(command.end(), run_args.begin(), run_args.end());
+    command.insert(command.end(), {image, "true"});
+    auto child = spawn(command, {"HYPER_TIMINGS=1"});
     if (!child) return 1;
     const std::string out = read_all(child->out);
     const std::string err = read_all(child->err);

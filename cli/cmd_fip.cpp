@@ -31,7 +31,7 @@ int fip_ls(const net::FloatingIps& ips, const GlobalOptions& global) {
   auto list = ips.list();
   if (!list.ok()) return report(list.error().message, 1);
   auto store = open_container_store(global);
-  std::vector<Row> rows = {{"FLOATING IP", "CONTAINER"}};
+  std::vector<TableRow> rows = {{"FLOATING IP", "CONTAINER"}};
   for (const auto& ip : *list) {
     std::string shown = ip.container_id.substr(0, 12);
     if (store.ok() && !ip.container_id.empty())

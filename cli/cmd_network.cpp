@@ -82,7 +82,7 @@ int network_ls(const GlobalOptions& global, const std::vector<std::string>& args
   if (!store.ok()) return report(store.error().message, 125);
   auto networks = store->list();
   if (!networks.ok()) return report(networks.error().message, 125);
-  std::vector<Row> rows;
+  std::vector<TableRow> rows;
   if (!quiet) rows.push_back({"NETWORK ID", "NAME", "DRIVER", "SCOPE"});
   for (const auto& network : *networks) {
     const std::string id = no_trunc ? network.id : network.id.substr(0, kShortId);

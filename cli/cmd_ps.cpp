@@ -91,7 +91,7 @@ std::string ports_text(const Container& container) {
   return text;
 }
 
-Row row_of(const Container& container, bool truncate) {
+TableRow row_of(const Container& container, bool truncate) {
   return {truncate ? container.id.substr(0, kShortId) : container.id,
           container.config.image,
           command_text(container, truncate),
@@ -121,7 +121,7 @@ int cmd_ps(const GlobalOptions& global, const std::vector<std::string>& args) {
   auto containers = store->list();
   if (!containers.ok()) return report(containers.error().message, 1);
 
-  std::vector<Row> rows;
+  std::vector<TableRow> rows;
   if (!quiet) rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"});
   for (const auto& container : *containers) {
     if (!all && container.state.status != ContainerStatus::running) continue;

@@ -72,7 +72,7 @@ size_t display_width(const std::string& text) {
   return width;
 }
 
-void print_table(const std::vector<Row>& rows) {
+void print_table(const std::vector<TableRow>& rows) {
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     widths.resize(std::max(widths.size(), row.size()), 0);

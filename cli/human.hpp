@@ -21,8 +21,8 @@ bool utf8_continuation(char c);
 // Columns, not bytes: what a terminal shows for UTF-8 text of narrow characters.
 size_t display_width(const std::string& text);
 
-using Row = std::vector<std::string>;
+using TableRow = std::vector<std::string>;
 // Columns padded to their widest cell plus a gap, as Docker's tabwriter does.
-void print_table(const std::vector<Row>& rows);
+void print_table(const std::vector<TableRow>& rows);
 
 }  // namespace hyper::cli

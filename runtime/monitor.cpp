@@ -161,7 +161,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
     spec.nets.push_back(virtio::NetOptions{.tap = net->tap, .mac = net->mac.empty() ? std::nullopt : virtio::parse_mac(net->mac)});
   } else if (setup.network) {
     const net::EndpointState& endpoint = setup.network->state();
-    spec.nets.push_back(virtio::NetOptions{.tap = endpoint.tap, .mac = virtio::parse_mac(endpoint.mac), .tap_fd = setup.network->tap_fd()});
+    spec.nets.push_back(virtio::NetOptions{.tap = endpoint.tap, .tap_fd = setup.network->tap_fd(), .mac = virtio::parse_mac(endpoint.mac)});
   }
   spec.console_fd = console.get();
   spec.start_ns = options.start_ns;

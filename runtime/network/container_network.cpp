@@ -17,6 +17,7 @@
 #include "runtime/network/host_link.hpp"
 #include "runtime/network/nat_rules.hpp"
 #include "runtime/network/nft.hpp"
+#include "virtio/net.hpp"
 #include "vmm/file_io.hpp"
 
 namespace hyper::runtime::net {
