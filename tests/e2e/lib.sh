@@ -18,6 +18,8 @@ fail() {
   for log in "$HYPER_ROOT"/containers/*/console.log; do
     [ -s "$log" ] && { echo "--- $log ---" >&2; tail -n 20 "$log" >&2; }
   done
+  # A script's own diagnostics, if it has any.
+  ! declare -F on_fail >/dev/null || on_fail >&2
   exit 1
 }
 

@@ -50,9 +50,10 @@ web() {
   expect_rc 0
 }
 # fetch_in NS URL: the body, through busybox wget in namespace NS ("" for the host's).
+# (Not wget -T: Debian 12's busybox wget crashes with it on a refused connection.)
 fetch_in() {
-  if [ -n "$1" ]; then ip netns exec "$1" timeout 10 $bb wget -q -T 5 -O- "$2" 2>/dev/null
-  else timeout 10 $bb wget -q -T 5 -O- "$2" 2>/dev/null; fi
+  if [ -n "$1" ]; then ip netns exec "$1" timeout 10 $bb wget -q -O- "$2" 2>/dev/null
+  else timeout 10 $bb wget -q -O- "$2" 2>/dev/null; fi
 }
 # within SECONDS CMD...: runs CMD until it succeeds, for at most SECONDS.
 within() {
@@ -69,6 +70,13 @@ leftovers() {
   for port in /sys/class/net/*/brport; do [ -e "$port" ] && echo "bridge-port ${port%/brport}"; done
   ls "$HYPER_ROOT"/networks/*/endpoints/ 2>/dev/null | grep json | sed 's/^/lease /'
   nft list table ip hyper 2>/dev/null | grep -o 'comment "hyper:[a-z]*:[^"]*"' | grep -v 'hyper:net:' | sed 's/^/rule /'
+}
+on_fail() {
+  echo "--- host network ---"
+  ip -br addr; ip route; ip -br link show master hyper0 2>/dev/null
+  echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+  nft list ruleset
+  "$hyper" ps -a
 }
 no_leftovers() { [ -z "$(leftovers)" ]; }
 expect_no_leftovers() { within 10 no_leftovers || fail "left behind after $1: $(leftovers)"; }
@@ -91,9 +99,10 @@ case $group in
     step=unknown-network; h run --rm --network nosuch busybox true; expect_rc 125; expect_err "network nosuch not found"
 
     step=by-name; web www1 --network front --network-alias site
-    h run --rm --network front busybox sh -c 'wget -q -O- http://www1/ && wget -q -O- http://site.front/ && nslookup www1 | tail -n 2'
+    h run --rm --network front busybox sh -c 'wget -q -O- http://www1/ && wget -q -O- http://site.front/ && nslookup www1'
     expect_rc 0; expect_out "^www1$"; [ "$(grep -c '^www1$' "$work/out")" -eq 2 ] || fail "the alias did not answer"
-    expect_out "Address.*172\."
+    # The answer's address, not the server's (which carries :53).
+    expect_out "^Address:[[:space:]]*172\.[0-9.]*$"
     step=unknown-name; h run --rm --network front busybox nslookup nosuchcontainer; [ "$rc" -ne 0 ] || fail "an unknown name resolved"
     step=isolated-name; h run --rm --network back busybox nslookup www1; [ "$rc" -ne 0 ] || fail "www1 resolved from another network"
     step=alias-default; h run --rm --network-alias x busybox true; expect_rc 125; expect_err "user-defined networks"
@@ -104,15 +113,15 @@ case $group in
     fake=$!
     sleep 1
     step=forward; h run --rm --network front --dns 192.0.2.2 --dns-search example.test busybox sh -c \
-      'nslookup far.away.test | tail -n 2; cat /etc/resolv.conf'
-    expect_rc 0; expect_out "192.0.2.99"; expect_out "search example.test"; expect_out "nameserver 10\.\|nameserver 172\."
+      'nslookup far.away.test; cat /etc/resolv.conf'
+    expect_rc 0; expect_out "^Address:[[:space:]]*192.0.2.99$"; expect_out "search example.test"; expect_out "nameserver 10\.\|nameserver 172\."
     kill $fake
 
     step=link; web db -p 8081:80
     h run --rm --link db:database -h linked --add-host registry.test:10.9.8.7 busybox sh -c \
       'cat /etc/hosts; env | sort; hostname; wget -q -O- http://database/'
-    expect_rc 0; expect_out " database .* db$"; expect_out "^DATABASE_PORT_80_TCP_ADDR=172\."; expect_out "^DATABASE_NAME=/.*/database$"
-    expect_out "^DATABASE_PORT=tcp://172\."; expect_out "^10.9.8.7 registry.test$"; expect_out "^linked$"; expect_out "^db$"
+    expect_rc 0; expect_out "[[:space:]]database .* db$"; expect_out "^DATABASE_PORT_80_TCP_ADDR=172\."; expect_out "^DATABASE_NAME=/.*/database$"
+    expect_out "^DATABASE_PORT=tcp://172\."; expect_out "^10.9.8.7[[:space:]]registry.test$"; expect_out "^linked$"; expect_out "^db$"
     step=link-stopped; h stop -t 1 db; h run --rm --link db busybox true; expect_rc 125; expect_err "Cannot link to a non running container"
     step=link-none; h run --rm --network none --link db busybox true; expect_rc 125; expect_err "conflicting options"
     step=none; h run --rm --network none busybox sh -c 'ls /sys/class/net'; expect_rc 0; expect_out_exactly lo
@@ -126,7 +135,8 @@ case $group in
     ;;
 
   ports)
-    load_busybox
+    mkdir -p "$work/peer/bin" && cp "$build/tests/test-peer" "$work/peer/bin/" || fail "no test-peer in $build/tests"
+    load_busybox --extra-layer "$work/peer"
     step=publish; web pweb -p 8080:80 -p 127.0.0.1:8082:80
     serves "$client" http://192.0.2.1:8080/ pweb || fail "the published port does not serve the client namespace"
     serves "" http://127.0.0.1:8080/ pweb || fail "the published port does not serve the host's loopback"
@@ -142,9 +152,12 @@ case $group in
     sleep 0.5
     h run -d -p 8090:80 busybox sleep 100; expect_rc 125; expect_err "port is already allocated"
     kill $holder
-    step=udp; h run -d --name echo -p 5353:53/udp busybox sh -c 'exec nc -u -l -p 53 -e /bin/cat'
+    step=udp; h run -d --name echo -p 5353:53/udp busybox test-peer udp-echo 0.0.0.0 53
     expect_rc 0
-    udp_echoes() { echo ping-udp | ip netns exec "$client" timeout 3 $bb nc -u -w 1 192.0.2.1 5353 | grep -q ping-udp; }
+    udp_echoes() {
+      ip netns exec "$client" python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1); s.sendto(b"ping-udp", ("192.0.2.1", 5353)); assert s.recv(64) == b"ping-udp"' 2>/dev/null
+    }
     within 60 udp_echoes || fail "the published UDP port does not echo"
     step=publish-all; h commit -c 'EXPOSE 80' pweb exposed:1; expect_rc 0
     h run -d --name pall -P exposed:1 sh -c 'mkdir -p /www && echo pall >/www/index.html && exec httpd -f -p 80 -h /www'

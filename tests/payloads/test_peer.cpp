@@ -1,5 +1,7 @@
 // The host side of the network and vsock end-to-end tests (and benchmarks):
 //   test-peer tcp-echo ADDRESS PORT        echo one TCP connection, then exit
+//   test-peer udp-echo ADDRESS PORT        echo every UDP datagram, until killed (static, so
+//       it also runs in test images: Debian's busybox nc has no UDP)
 //   test-peer unix-echo PATH               echo one connection on a Unix listener at PATH
 //   test-peer vsock-listen-echo PORT       echo one connection on AF_VSOCK port PORT
 //       (the host end of a vhost-vsock guest: QEMU, in the benchmarks)
@@ -48,6 +50,23 @@ int tcp_echo(const char* address, const char* port) {
   if (::inet_pton(AF_INET, address, &a.sin_addr) != 1) return die("bad address");
   if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(s, 1) != 0) return die("tcp listen");
   return echo_one(s);
+}
+
+int udp_echo(const char* address, const char* port) {
+  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(std::atoi(port)));
+  if (::inet_pton(AF_INET, address, &a.sin_addr) != 1) return die("bad address");
+  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return die("udp bind");
+  char buffer[2048];
+  for (;;) {
+    sockaddr_in from{};
+    socklen_t length = sizeof from;
+    const ssize_t n = ::recvfrom(s, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &length);
+    if (n < 0) return die("recvfrom");
+    (void)::sendto(s, buffer, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), length);
+  }
 }
 
 sockaddr_un unix_address(const char* path) {
@@ -125,6 +144,7 @@ int vsock_connect(const char* socket_path, const char* port, const char* bytes) 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "tcp-echo" && argc == 4) return tcp_echo(argv[2], argv[3]);
+  if (mode == "udp-echo" && argc == 4) return udp_echo(argv[2], argv[3]);
   if (mode == "unix-echo" && argc == 3) return unix_echo(argv[2]);
   if (mode == "vsock-listen-echo" && argc == 3) return vsock_listen_echo(argv[2]);
   if (mode == "vsock-connect" && argc == 5) return vsock_connect(argv[2], argv[3], argv[4]);
