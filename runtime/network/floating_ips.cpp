@@ -79,6 +79,7 @@ Result<FloatingIpPool> read_floating_pool(const Paths& paths) {
   auto text = blobs::read_small_file(paths.config(), kMaxStateBytes);
   if (!text.ok() && text.error().code == Errc::not_found) return make_error(Errc::not_found, "no floating IP pool: " + how);
   const Json config = Json::parse(HYPER_TRY(std::move(text)), nullptr, false);
+  if (config.is_discarded()) return make_error(Errc::invalid_argument, paths.config().string() + ": not valid JSON");
   const Json* section = config.is_object() && config.contains("floating_ips") ? &config["floating_ips"] : nullptr;
   if (section == nullptr) return make_error(Errc::not_found, "no floating IP pool: " + how);
   if (!section->is_object() || !section->value("pool", Json()).is_string() ||
