@@ -81,6 +81,21 @@ Json jail_json(const Container& container) {
           {"Reason", jail.limits_error}};
 }
 
+// Docker's "Mounts": each volume, host directory and tmpfs, as the container sees it.
+Json mounts_json(const Container& container) {
+  Json mounts = Json::array();
+  for (const auto& mount : container.config.mounts) {
+    Json item = {{"Type", runtime::volume::mount_type_name(mount.type)},
+                 {"Source", mount.source},
+                 {"Destination", mount.target},
+                 {"Mode", mount.read_only ? "ro" : ""},
+                 {"RW", !mount.read_only}};
+    if (mount.type == runtime::volume::MountType::volume) item["Name"] = mount.source;
+    mounts.push_back(item);
+  }
+  return mounts;
+}
+
 // Docker's "NetworkSettings": where the running container is; empty values when stopped.
 Json network_settings_json(const Container& container) {
   const auto& endpoint = container.state.endpoint;
@@ -160,6 +175,7 @@ Json container_json(const Container& container) {
             {"Dns", config.net.dns},
             {"DnsSearch", config.net.dns_search},
             {"ExtraHosts", extra_hosts_json(config.net)}}},
+          {"Mounts", mounts_json(container)},
           {"NetworkSettings", network_settings_json(container)},
           {"Jail", jail_json(container)},
           {"Config", config_json(container)}};

@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/container_args.hpp"
+#include "runtime/volume/volume_users.hpp"
 
 namespace hyper::cli {
 namespace {
@@ -23,7 +24,8 @@ constexpr auto kPollInterval = std::chrono::milliseconds(20);
 
 constexpr const char* kUsage =
     "Usage: hyper rm [OPTIONS] CONTAINER [CONTAINER...]\n\nRemove one or more containers\n\n"
-    "  -f, --force   force the removal of a running container (uses SIGKILL)\n";
+    "  -f, --force     force the removal of a running container (uses SIGKILL)\n"
+    "  -v, --volumes   remove the anonymous volumes of the container too\n";
 
 // Kills the monitor and waits until the store no longer shows the container running
 // (find() notices the dead monitor and records the exit).
@@ -40,7 +42,8 @@ Status kill_container(const ContainerStore& store, const Container& container) {
   }
 }
 
-Status remove_one(const ContainerStore& store, const std::string& ref, bool force) {
+Status remove_one(const runtime::Paths& paths, const ContainerStore& store, const std::string& ref, bool force,
+                  bool volumes) {
   auto container = store.find(ref);
   // Docker: removing what is not there is no error when forced.
   if (!container.ok() && force && container.error().code == Errc::not_found) return {};
@@ -65,6 +68,10 @@ Status remove_one(const ContainerStore& store, const std::string& ref, bool forc
     return make_error(Errc::invalid_argument, "container " + container->id +
                                                   " is busy: another hyper command is starting or committing it");
   HYPER_CHECK(store.remove(*container));
+  if (volumes) {
+    const auto volume_store = HYPER_TRY(runtime::volume::VolumeStore::open(paths.volumes()));
+    runtime::volume::remove_anonymous_volumes(volume_store, store, *container);
+  }
   std::printf("%s\n", ref.c_str());
   std::fflush(stdout);
   return {};
@@ -73,9 +80,9 @@ Status remove_one(const ContainerStore& store, const std::string& ref, bool forc
 }  // namespace
 
 int cmd_rm(const GlobalOptions& global, const std::vector<std::string>& args) {
-  bool force = false;
+  bool force = false, volumes = false;
   po::options_description desc;
-  desc.add_options()("force,f", po::bool_switch(&force));
+  desc.add_options()("force,f", po::bool_switch(&force))("volumes,v", po::bool_switch(&volumes));
   po::variables_map vm;
   auto refs = parse_command_line(args, desc, vm);
   if (!refs.ok()) return report(refs.error().message + "\nSee 'hyper rm --help'.", 125);
@@ -84,11 +91,13 @@ int cmd_rm(const GlobalOptions& global, const std::vector<std::string>& args) {
     return 0;
   }
   if (refs->empty()) return report("\"hyper rm\" requires at least 1 argument.\nSee 'hyper rm --help'.", 125);
-  auto store = open_container_store(global);
+  auto paths = runtime::resolve_paths(global.root);
+  if (!paths.ok()) return report(paths.error().message, 125);
+  auto store = ContainerStore::open(paths->containers());
   if (!store.ok()) return report(store.error().message, 125);
   int status = 0;
   for (const auto& ref : *refs) {
-    if (auto removed = remove_one(*store, ref, force); !removed.ok()) status = report(removed.error().message, 1);
+    if (auto removed = remove_one(*paths, *store, ref, force, volumes); !removed.ok()) status = report(removed.error().message, 1);
   }
   return status;
 }

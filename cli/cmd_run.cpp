@@ -11,6 +11,8 @@
 #include "cli/run_options.hpp"
 #include "runtime/image_store.hpp"
 #include "runtime/monitor.hpp"
+#include "runtime/volume/virtiofs_daemon.hpp"
+#include "runtime/volume/volume_users.hpp"
 #include "vmm/file_io.hpp"
 
 namespace hyper::cli {
@@ -91,6 +93,19 @@ int start_detached(const runtime::Paths& paths, ContainerStore& store, const Con
   return 0;
 }
 
+// The container record and the volumes it names, created together under the volume
+// store's lock, so that a `volume rm` or `prune` in between cannot take a volume away.
+Result<Container> create_with_volumes(const runtime::Paths& paths, ContainerStore& store,
+                                      runtime::ContainerConfig config, const std::optional<std::string>& name) {
+  namespace volume = runtime::volume;
+  for (const auto& mount : config.mounts)
+    if (mount.type == volume::MountType::bind) HYPER_CHECK(volume::check_share_source(mount.source));
+  const auto volumes = HYPER_TRY(volume::VolumeStore::open(paths.volumes()));
+  auto held = HYPER_TRY(volumes.lock());
+  HYPER_CHECK(volume::ensure_volumes(volumes, config.mounts));
+  return store.create(config, name);
+}
+
 }  // namespace
 
 int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
@@ -122,6 +137,11 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
                 "      --tap NAME,ip=CIDR[,gw=IP][,mac=M][,dns=IP]\n"
                 "                         eth0 on an existing tap device instead of a network\n"
                 "  -m, --memory SIZE      VM memory (default 256m)\n"
+                "  -v, --volume [SRC:]DST[:ro]\n"
+                "                         a named volume (created when unknown), a host directory\n"
+                "                         (absolute SRC, over virtio-fs) or an anonymous volume\n"
+                "      --mount type=volume|bind|tmpfs,source=..,target=..[,readonly]\n"
+                "      --tmpfs DST[:size=64m,mode=1777]\n"
                 "      --security-opt seccomp=unconfined\n"
                 "                         do not confine the VMM's threads with seccomp\n");
     return 0;
@@ -151,7 +171,7 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
   }
   auto store = ContainerStore::open(paths->containers());
   if (!store.ok()) return report(store.error().message, 125);
-  auto container = store->create(*config, flags->name);
+  auto container = create_with_volumes(*paths, *store, *config, flags->name);
   if (!container.ok()) return report(container.error().message, 125);
 
   if (flags->detach) {

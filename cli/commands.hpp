@@ -45,6 +45,7 @@ int cmd_commit(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_network(const GlobalOptions&, const std::vector<std::string>&);  // "network SUBCOMMAND"
 int cmd_port(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_fip(const GlobalOptions&, const std::vector<std::string>&);  // "fip SUBCOMMAND"
+int cmd_volume(const GlobalOptions&, const std::vector<std::string>&);  // "volume SUBCOMMAND"
 
 // Whether a command without a trailing command line of its own was asked for --help.
 inline bool wants_help(const std::vector<std::string>& args) {

@@ -43,6 +43,7 @@ constexpr CommandEntry kCommands[] = {
     {"network", cmd_network, "Manage networks (create, ls, inspect, rm, prune)"},
     {"port", cmd_port, "List port mappings or a specific mapping for the container"},
     {"fip", cmd_fip, "Manage floating IPs (allocate, ls, attach, detach, release)"},
+    {"volume", cmd_volume, "Manage volumes (create, ls, inspect, rm, prune, snapshot)"},
 };
 
 void usage() {

@@ -22,8 +22,8 @@ const std::set<std::string> kValueFlags = {"-e", "--env", "--env-file", "-w", "-
                                            "--entrypoint", "--cpus", "-m", "--memory", "--name", "-h", "--hostname",
                                            "--tap", "--security-opt", "-p", "--publish", "--network", "--net",
                                            "--network-alias", "--net-alias", "--link", "--dns", "--dns-search",
-                                           "--add-host", "--mac-address"};
-const std::set<char> kShortValueFlags = {'e', 'w', 'u', 'm', 'h', 'p'};
+                                           "--add-host", "--mac-address", "-v", "--volume", "--mount", "--tmpfs"};
+const std::set<char> kShortValueFlags = {'e', 'w', 'u', 'm', 'h', 'p', 'v'};
 
 // Where the image name is: the first word that is neither a flag nor a flag's value.
 Result<size_t> find_image(const std::vector<std::string>& args) {
@@ -114,7 +114,10 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
       ("dns", po::value<std::vector<std::string>>(&out.dns)->composing())
       ("dns-search", po::value<std::vector<std::string>>(&out.dns_search)->composing())
       ("add-host", po::value<std::vector<std::string>>(&out.add_hosts)->composing())
-      ("mac-address", po::value<std::string>());
+      ("mac-address", po::value<std::string>())
+      ("volume,v", po::value<std::vector<std::string>>(&out.volumes)->composing())
+      ("mount", po::value<std::vector<std::string>>(&out.mounts)->composing())
+      ("tmpfs", po::value<std::vector<std::string>>(&out.tmpfs)->composing());
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(flags).options(desc).style(po::command_line_style::default_style &
@@ -284,6 +287,16 @@ Result<runtime::net::NetworkConfig> network_config(const RunFlags& flags, const 
   return config;
 }
 
+Result<std::vector<runtime::volume::Mount>> mounts_config(const RunFlags& flags) {
+  namespace volume = runtime::volume;
+  std::vector<volume::Mount> mounts;
+  for (const auto& spec : flags.volumes) mounts.push_back(HYPER_TRY(volume::parse_volume_flag(spec)));
+  for (const auto& spec : flags.mounts) mounts.push_back(HYPER_TRY(volume::parse_mount_flag(spec)));
+  for (const auto& spec : flags.tmpfs) mounts.push_back(HYPER_TRY(volume::parse_tmpfs_flag(spec)));
+  HYPER_CHECK(volume::check_mounts(mounts));
+  return mounts;
+}
+
 Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const runtime::Image& image) {
   runtime::ContainerConfig config;
   config.image = flags.image;
@@ -311,6 +324,7 @@ Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const r
   config.seccomp = flags.seccomp;
   if (flags.tap) config.network = HYPER_TRY(parse_tap(*flags.tap));
   config.net = HYPER_TRY(network_config(flags, image));
+  config.mounts = HYPER_TRY(mounts_config(flags));
   return config;
 }
 

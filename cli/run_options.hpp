@@ -21,6 +21,7 @@ struct RunFlags {
   std::optional<std::string> tap;
   std::optional<std::string> network, mac_address;
   std::vector<std::string> network_aliases, publish, links, dns, dns_search, add_hosts;
+  std::vector<std::string> volumes, mounts, tmpfs;  // -v, --mount, --tmpfs
   bool publish_all = false;
   std::string cpus = "1";
   std::string memory;
@@ -48,6 +49,9 @@ Result<std::vector<std::string>> merge_env(const std::vector<std::string>& image
 
 // --network, -p, -P, --link, --dns, --dns-search, --add-host, --network-alias, --mac-address.
 Result<runtime::net::NetworkConfig> network_config(const RunFlags& flags, const runtime::Image& image);
+
+// -v, --mount, --tmpfs, checked (the host paths and volumes are looked at by `run`).
+Result<std::vector<runtime::volume::Mount>> mounts_config(const RunFlags& flags);
 
 Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const runtime::Image& image);
 

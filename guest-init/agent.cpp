@@ -33,6 +33,8 @@ constexpr size_t kMaxQueuedIn = 1 << 20;
 // can hold the pipe open) and how long the host has to take the exit status.
 constexpr uint64_t kDrainNs = 100'000'000;
 constexpr uint64_t kShutdownGraceNs = 2'000'000'000;
+// From <linux/fs.h>, which cannot be included beside glibc's <sys/mount.h>.
+constexpr unsigned long kFreezeIoctl = _IOWR('X', 119, int), kThawIoctl = _IOWR('X', 120, int);
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -302,6 +304,7 @@ Result<std::string> Agent::dispatch(int id, Connection& conn, const Json& reques
   if (op == "signal") return signal_process(request);
   if (op == "resize") return resize_process(request);
   if (op == "stats") return stats();
+  if (op == "freeze") return freeze_mount(id, request);
   if (op == "export") return export_writable_layer(id, false);
   if (op == "wait") {
     if (main_status_) return ok_reply({{"status", *main_status_}});
@@ -319,7 +322,9 @@ Result<std::string> Agent::start_container(int id, const Json& request) {
     const auto process_it = request.find("process");
     if (process_it == request.end()) return make_error(Errc::invalid_argument, "missing \"process\"");
     const ProcessSpec process = HYPER_TRY(parse_process_spec(*process_it));
-    root_ = HYPER_TRY(prepare_container(container));
+    PreparedContainer prepared = HYPER_TRY(prepare_container(container));
+    root_ = std::move(prepared.root);
+    mounts_ = std::move(prepared.mounts);
     return spawn_in_root(kContainerRoot, root_.get(), process);
   };
   auto spawned = start();
@@ -346,6 +351,49 @@ Result<std::string> Agent::exec_process(int id, const Json& request) {
   const pid_t pid = spawned->pid;
   register_process(std::move(spawned).value(), spec.tty, false, id);
   return ok_reply({{"pid", pid}});
+}
+
+Result<std::string> Agent::freeze_mount(int id, const Json& request) {
+  const std::string target = request.value("target", "");
+  const bool frozen = request.value("frozen", true);
+  const auto mount = std::find_if(mounts_.begin(), mounts_.end(), [&](const MountedVolume& m) {
+    return m.spec.target == target && m.spec.type == MountSpec::Type::block;
+  });
+  if (mount == mounts_.end()) return make_error(Errc::invalid_argument, "no volume is mounted on \"" + target + "\"");
+  const auto holder = frozen_.find(target);
+  if (frozen && holder != frozen_.end()) return make_error(Errc::invalid_argument, target + " is frozen already");
+  if (!frozen && (holder == frozen_.end() || holder->second != id))
+    return make_error(Errc::invalid_argument, target + " was not frozen by this connection");
+  UniqueFd fd(::open(mount->path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Error::from_errno("open " + target);
+  // FIFREEZE writes back everything dirty first, so the disk then holds a clean file system.
+  if (::ioctl(fd.get(), frozen ? kFreezeIoctl : kThawIoctl, 0) != 0)
+    return Error::from_errno(std::string(frozen ? "freeze " : "thaw ") + target);
+  if (frozen) frozen_[target] = id;
+  else frozen_.erase(target);
+  return ok_reply({{"target", target}, {"frozen", frozen}});
+}
+
+// A host that froze a volume and went away must not leave the container blocked on it.
+void Agent::thaw_frozen_by(int connection) {
+  for (auto it = frozen_.begin(); it != frozen_.end();) {
+    if (it->second != connection) {
+      ++it;
+      continue;
+    }
+    for (const auto& mount : mounts_) {
+      if (mount.spec.target != it->first) continue;
+      UniqueFd fd(::open(mount.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (fd.valid()) ::ioctl(fd.get(), kThawIoctl, 0);
+    }
+    it = frozen_.erase(it);
+  }
+}
+
+void Agent::unmount_volumes() {
+  for (const auto& [target, connection] : std::map<std::string, int>(frozen_)) thaw_frozen_by(connection);
+  // Innermost (latest) first; a clean unmount leaves a volume's journal with nothing to replay.
+  for (auto it = mounts_.rbegin(); it != mounts_.rend(); ++it) ::umount2(it->path.c_str(), 0);
 }
 
 Result<std::string> Agent::build_rootfs(const Json& request) {
@@ -557,6 +605,7 @@ void Agent::drop_closed_connections() {
     }
     if (auto process = processes_.find(conn.process); process != processes_.end()) process->second.connection = -1;
     std::erase(waiters_, it->first);
+    thaw_frozen_by(it->first);
     it = connections_.erase(it);
   }
 }
@@ -580,6 +629,7 @@ void Agent::power_off(int status) {
   ::kill(-1, SIGKILL);
   const uint64_t deadline = monotonic_ns() + 1'000'000'000;
   while (::waitpid(-1, nullptr, WNOHANG) >= 0 && monotonic_ns() < deadline) ::usleep(1000);
+  unmount_volumes();
   unmount_container();
   ports_.power_off(status);
 }

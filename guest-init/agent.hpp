@@ -62,6 +62,10 @@ class Agent {
   Result<std::string> signal_process(const Json& request);
   Result<std::string> resize_process(const Json& request);
   Result<std::string> stats() const;
+  // FIFREEZE/FITHAW of a volume, for a consistent snapshot on the host.
+  Result<std::string> freeze_mount(int id, const Json& request);
+  void thaw_frozen_by(int connection);
+  void unmount_volumes();
   Result<std::string> export_stopped_layer(int id, const Json& request);
   // `main`: the exporter is the VM's main process (export_disk), whose end powers it off.
   Result<std::string> export_writable_layer(int id, bool main);
@@ -85,6 +89,8 @@ class Agent {
   UniqueFd signal_fd_;
   UniqueFd listener_;
   UniqueFd root_;  // the container's root once started
+  std::vector<MountedVolume> mounts_;  // its volumes, host directories and tmpfs mounts
+  std::map<std::string, int> frozen_;  // a frozen mount's target -> the connection that froze it
   std::map<int, Connection> connections_;
   std::map<int, Process> processes_;
   std::vector<int> waiters_;  // connections waiting for the main process's exit

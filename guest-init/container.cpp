@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "guest-init/netlink.hpp"
 #include "guest-init/system.hpp"
@@ -87,6 +88,52 @@ Status mount_kernel_filesystems(int root_fd) {
   return mount_in_root(root_fd, "tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 }
 
+// The kernel's name for the directory behind `fd`, to find the mount again at power-off.
+Result<std::string> path_of(int fd) {
+  char buf[4096];
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n < 0) return Error::from_errno("readlink " + link);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+Status mount_block_volume(const char* device, const char* via, bool read_only) {
+  const unsigned long flags = read_only ? MS_RDONLY : 0;
+  if (::mount(device, via, "ext4", flags, nullptr) == 0) return {};
+  // A read-only disk whose journal needs replaying (its last writer was killed) cannot
+  // replay it: mount it as the writer left it.
+  if (read_only && errno == EROFS && ::mount(device, via, "ext4", flags, "noload") == 0) return {};
+  return Error::from_errno(std::string("mount ") + device);
+}
+
+Result<MountedVolume> mount_volume(int root_fd, const MountSpec& spec) {
+  UniqueFd dir = HYPER_TRY(make_dirs_in_root(root_fd, spec.target.substr(1)));
+  const std::string via = "/proc/self/fd/" + std::to_string(dir.get());
+  const unsigned long read_only = spec.read_only ? MS_RDONLY : 0;
+  Status mounted;
+  switch (spec.type) {
+    case MountSpec::Type::block:
+      mounted = mount_block_volume(spec.source.c_str(), via.c_str(), spec.read_only);
+      break;
+    case MountSpec::Type::virtiofs:
+      if (::mount(spec.source.c_str(), via.c_str(), "virtiofs", read_only, nullptr) != 0)
+        mounted = Error::from_errno("mount virtio-fs " + spec.source);
+      break;
+    case MountSpec::Type::tmpfs: {
+      char mode[16];
+      std::snprintf(mode, sizeof mode, "%o", spec.tmpfs_mode);
+      std::string data = std::string("mode=") + mode;
+      if (spec.tmpfs_size) data += ",size=" + std::to_string(spec.tmpfs_size);
+      if (::mount("tmpfs", via.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | read_only, data.c_str()) != 0)
+        mounted = Error::from_errno("mount tmpfs");
+      break;
+    }
+  }
+  if (!mounted.ok()) return make_error(mounted.error().code, mounted.error().message + " on " + spec.target + " in the container");
+  UniqueFd top = HYPER_TRY(open_in_root(root_fd, spec.target.substr(1), O_PATH | O_DIRECTORY));
+  return MountedVolume{spec, HYPER_TRY(path_of(top.get()))};
+}
+
 Status configure_interface(Netlink& netlink, const InterfaceSpec& spec) {
   const int index = HYPER_TRY(netlink.link_index(spec.name));
   const auto [address, prefix] = HYPER_TRY(parse_ipv4_cidr(spec.address));
@@ -152,16 +199,20 @@ Status mount_stopped_writable_layer(const std::string& writable_device) {
   return mount_fs(writable_device.c_str(), kWritableMount, "ext4", MS_RDONLY | MS_NODEV | MS_NOSUID | MS_NOEXEC);
 }
 
-Result<UniqueFd> prepare_container(const ContainerSpec& spec) {
+Result<PreparedContainer> prepare_container(const ContainerSpec& spec) {
   HYPER_CHECK(mount_rootfs(spec.rootfs));
-  UniqueFd root(::open(kContainerRoot, O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid()) return Error::from_errno("open the container's root");
-  HYPER_CHECK(mount_kernel_filesystems(root.get()));
+  PreparedContainer prepared;
+  prepared.root.reset(::open(kContainerRoot, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  const int root = prepared.root.get();
+  if (root < 0) return Error::from_errno("open the container's root");
+  HYPER_CHECK(mount_kernel_filesystems(root));
+  // After the kernel's file systems, so that a volume on /tmp covers the default tmpfs.
+  for (const auto& mount : spec.mounts) prepared.mounts.push_back(HYPER_TRY(mount_volume(root, mount)));
   if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
     return Error::from_errno("sethostname " + spec.hostname);
   HYPER_CHECK(configure_network(spec.network));
-  HYPER_CHECK(write_etc_files(root.get(), spec));
-  return root;
+  HYPER_CHECK(write_etc_files(root, spec));
+  return prepared;
 }
 
 }  // namespace hyper::guest

@@ -37,14 +37,37 @@ struct NetworkSpec {
   std::vector<std::pair<std::string, std::string>> extra_hosts;  // ip, names
 };
 
+// A volume, a host directory or a tmpfs, mounted over the image at `target`.
+struct MountSpec {
+  enum class Type { block, virtiofs, tmpfs };
+  Type type = Type::block;
+  std::string source;  // block: /dev/vdX (ext4); virtiofs: the device's tag
+  std::string target;  // absolute, inside the container
+  bool read_only = false;
+  uint64_t tmpfs_size = 0;  // bytes, 0: the kernel's default
+  uint32_t tmpfs_mode = 01777;
+};
+
 struct ContainerSpec {
   RootfsSpec rootfs;
   std::string hostname;
   NetworkSpec network;
+  std::vector<MountSpec> mounts;
 };
 
-// Mounts the root at kContainerRoot and everything inside it; returns an O_PATH fd to it.
-Result<UniqueFd> prepare_container(const ContainerSpec& spec);
+// A mount made for the container: where the init sees it, to freeze and unmount it.
+struct MountedVolume {
+  MountSpec spec;
+  std::string path;  // in the init's view, e.g. /rootfs/data
+};
+
+struct PreparedContainer {
+  UniqueFd root;  // O_PATH, kContainerRoot
+  std::vector<MountedVolume> mounts;
+};
+
+// Mounts the root at kContainerRoot and everything inside it.
+Result<PreparedContainer> prepare_container(const ContainerSpec& spec);
 
 // A stopped container's scratch disk, mounted read-only where a running container's is,
 // so that kUpperDir is its writable layer as the container left it (`export_disk`).

@@ -157,6 +157,49 @@ Result<NetworkSpec> parse_network(const Json& start) {
 
 bool is_device_path(const std::string& path) { return path.rfind("/dev/vd", 0) == 0 && path.size() <= 12; }
 
+// An absolute path without "." or ".." components: the host normalized it already.
+bool is_clean_target(const std::string& path) {
+  if (path.size() < 2 || path.size() > 4096 || path[0] != '/' || path.back() == '/') return false;
+  if (path.find('\0') != std::string::npos || path.find("//") != std::string::npos) return false;
+  return (path + "/").find("/./") == std::string::npos && (path + "/").find("/../") == std::string::npos;
+}
+
+constexpr size_t kMaxMounts = 64;
+constexpr size_t kMaxTagBytes = 36;  // virtio-fs config space
+
+Result<MountSpec> parse_mount(const Json& item) {
+  if (!item.is_object()) return bad("each mount must be an object");
+  MountSpec mount;
+  const std::string type = HYPER_TRY(get_string(item, "type", true));
+  mount.source = HYPER_TRY(get_string(item, "source"));
+  mount.target = HYPER_TRY(get_string(item, "target", true));
+  mount.read_only = HYPER_TRY(get_bool(item, "read_only"));
+  if (!is_clean_target(mount.target)) return bad("mount target \"" + mount.target + "\" is not a clean absolute path");
+  if (type == "block") {
+    mount.type = MountSpec::Type::block;
+    if (!is_device_path(mount.source)) return bad("a block mount's source must be a virtio disk (/dev/vdX)");
+  } else if (type == "virtiofs") {
+    mount.type = MountSpec::Type::virtiofs;
+    if (mount.source.empty() || mount.source.size() > kMaxTagBytes) return bad("a virtio-fs tag must be 1 to 36 bytes");
+  } else if (type == "tmpfs") {
+    mount.type = MountSpec::Type::tmpfs;
+    mount.tmpfs_size = HYPER_TRY(get_number(item, "size", 0, UINT64_MAX));
+    mount.tmpfs_mode = static_cast<uint32_t>(HYPER_TRY(get_number(item, "mode", 01777, 07777)));
+  } else {
+    return bad("unknown mount type \"" + type + "\" (block, virtiofs, tmpfs)");
+  }
+  return mount;
+}
+
+Result<std::vector<MountSpec>> parse_mounts(const Json& start) {
+  std::vector<MountSpec> mounts;
+  const auto it = start.find("mounts");
+  if (it == start.end() || it->is_null()) return mounts;
+  if (!it->is_array() || it->size() > kMaxMounts) return bad("\"mounts\" must be an array (at most 64)");
+  for (const auto& item : *it) mounts.push_back(HYPER_TRY(parse_mount(item)));
+  return mounts;
+}
+
 }  // namespace
 
 Result<ContainerSpec> parse_container_spec(const Json& start) {
@@ -171,6 +214,7 @@ Result<ContainerSpec> parse_container_spec(const Json& start) {
   spec.hostname = HYPER_TRY(get_string(start, "hostname"));
   if (spec.hostname.size() > 64) return bad("the hostname is longer than 64 bytes");
   spec.network = HYPER_TRY(parse_network(start));
+  spec.mounts = HYPER_TRY(parse_mounts(start));
   return spec;
 }
 

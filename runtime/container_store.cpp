@@ -120,6 +120,11 @@ std::string config_text(const Container& container) {
                      {"memory_mib", config.memory_mib},
                      {"seccomp", config.seccomp},
                      {"net", net::config_json(config.net)}};
+  if (!config.mounts.empty()) {
+    Json mounts = Json::array();
+    for (const auto& mount : config.mounts) mounts.push_back(volume::mount_json(mount));
+    json["mounts"] = mounts;
+  }
   if (config.network) {
     const TapNetwork& net = *config.network;
     json["network"] = {{"tap", net.tap}, {"address", net.address}, {"gateway", net.gateway}, {"mac", net.mac}, {"dns", net.dns}};
@@ -193,6 +198,13 @@ Status parse_config(const fs::path& path, const std::string& text, Container& ou
     // Containers made before networks existed had none.
     if (json.contains("net")) config.net = net::parse_config_json(json["net"]);
     else config.net.network = "none";
+    if (const auto mounts = json.find("mounts"); mounts != json.end() && mounts->is_array()) {
+      for (const auto& item : *mounts) {
+        auto mount = volume::parse_mount_json(item);
+        if (!mount.ok()) return corrupt(path, mount.error().message.c_str());
+        config.mounts.push_back(std::move(mount).value());
+      }
+    }
     if (const auto net = json.find("network"); net != json.end() && net->is_object()) {
       config.network = TapNetwork{net->at("tap").get<std::string>(), net->at("address").get<std::string>(),
                                   net->value("gateway", ""), net->value("mac", ""),

@@ -30,6 +30,7 @@
 
 #include "runtime/file_lock.hpp"
 #include "runtime/network/network_config.hpp"
+#include "runtime/volume/mount_spec.hpp"
 #include "vmm/result.hpp"
 
 namespace hyper::runtime {
@@ -58,6 +59,7 @@ struct ContainerConfig {
   uint64_t memory_mib = 256;
   std::optional<TapNetwork> network;  // --tap: an existing tap, instead of `net`
   net::NetworkConfig net;
+  std::vector<volume::Mount> mounts;  // -v, --mount, --tmpfs, in the order given
   bool seccomp = true;  // false: --security-opt seccomp=unconfined
 };
 

@@ -82,16 +82,17 @@ Status build_rootfs(const ImageStore& store, const Image& image, const std::file
 
 }  // namespace
 
-Status make_ext4(const std::filesystem::path& path, uint64_t size_mib, uint64_t bytes_per_inode) {
+Status make_ext4(const std::filesystem::path& path, uint64_t size_mib, uint64_t bytes_per_inode, bool journal) {
   {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) return Error::from_errno("create " + path.string());
     if (::ftruncate(fd.get(), static_cast<off_t>(size_mib << 20)) != 0) return Error::from_errno("size " + path.string());
   }
-  // No journal (a crash loses a container's scratch data either way, and the image is
-  // read-only), and lazy tables so the file stays sparse.
-  return run_quietly({"mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0", "-i",
-                      std::to_string(bytes_per_inode), "-E", "lazy_itable_init=1,root_owner=0:0", path.string()});
+  // Without a journal by default (a crash loses a container's scratch data either way, and
+  // the image is read-only), and lazy tables so the file stays sparse.
+  return run_quietly({"mke2fs", "-q", "-F", "-t", "ext4", "-O", journal ? "has_journal" : "^has_journal", "-m", "0",
+                      "-i", std::to_string(bytes_per_inode), "-E",
+                      "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", path.string()});
 }
 
 Result<std::filesystem::path> ensure_rootfs(const ImageStore& store, const Image& image,

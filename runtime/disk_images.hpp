@@ -22,7 +22,8 @@ Result<std::filesystem::path> ensure_rootfs(const ImageStore& store, const Image
 // template formatted once per size under `cache_dir`.
 Status create_scratch_disk(const std::filesystem::path& cache_dir, const std::filesystem::path& path, uint64_t size_mib);
 
-// Runs mke2fs on a sparse file of `size_mib`.
-Status make_ext4(const std::filesystem::path& path, uint64_t size_mib, uint64_t bytes_per_inode);
+// Runs mke2fs on a sparse file of `size_mib`. Scratch disks go without a journal; volumes,
+// whose data must survive a killed VM, keep one.
+Status make_ext4(const std::filesystem::path& path, uint64_t size_mib, uint64_t bytes_per_inode, bool journal = false);
 
 }  // namespace hyper::runtime

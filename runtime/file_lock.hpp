@@ -22,17 +22,23 @@ class FileLock {
   // Many holders at once, none while an exclusive holder has it.
   static Result<FileLock> acquire_shared(const std::filesystem::path& path) { return lock(path, LOCK_SH); }
   // Exclusive, without waiting: nothing when another holder has it.
-  static Result<std::optional<FileLock>> try_acquire(const std::filesystem::path& path) {
+  static Result<std::optional<FileLock>> try_acquire(const std::filesystem::path& path) { return try_lock(path, LOCK_EX); }
+  // Shared, without waiting: nothing while an exclusive holder has it.
+  static Result<std::optional<FileLock>> try_acquire_shared(const std::filesystem::path& path) {
+    return try_lock(path, LOCK_SH);
+  }
+
+ private:
+  static Result<std::optional<FileLock>> try_lock(const std::filesystem::path& path, int operation) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd.valid()) return Error::from_errno("open " + path.string());
-    while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    while (::flock(fd.get(), operation | LOCK_NB) != 0) {
       if (errno == EWOULDBLOCK) return std::optional<FileLock>();
       if (errno != EINTR) return Error::from_errno("lock " + path.string());
     }
     return std::optional<FileLock>(FileLock(std::move(fd)));
   }
 
- private:
   static Result<FileLock> lock(const std::filesystem::path& path, int operation) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd.valid()) return Error::from_errno("open " + path.string());

@@ -25,6 +25,8 @@
 #include "runtime/network/container_network.hpp"
 #include "runtime/stdio_relay.hpp"
 #include "runtime/vm_session.hpp"
+#include "runtime/volume/container_mounts.hpp"
+#include "runtime/volume/volume_users.hpp"
 #include "vmm/file_io.hpp"
 
 namespace hyper::runtime {
@@ -41,7 +43,8 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-Json start_request(const Container& container, bool scratch_disk, const net::ContainerNetwork* network) {
+Json start_request(const Container& container, bool scratch_disk, const net::ContainerNetwork* network,
+                   const Json& mounts) {
   const auto& config = container.config;
   std::vector<std::string> args = config.entrypoint;
   args.insert(args.end(), config.cmd.begin(), config.cmd.end());
@@ -61,6 +64,7 @@ Json start_request(const Container& container, bool scratch_disk, const net::Con
                   {"hostname", config.hostname.empty() ? container.id.substr(0, 12) : config.hostname},
                   {"rootfs", {{"image", "/dev/vda"}, {"writable", scratch_disk ? "/dev/vdb" : ""}}},
                   {"process", process}};
+  if (!mounts.empty()) request["mounts"] = mounts;
   if (config.network) {
     Json interface = {{"name", "eth0"}, {"address", config.network->address}};
     if (!config.network->gateway.empty()) interface["gateway"] = config.network->gateway;
@@ -146,6 +150,10 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   if (auto tap = check_tap(container.config); !tap.ok()) return {125, tap.error().message};
   auto disks = prepare_disks(paths, container);
   if (!disks.ok()) return {125, disks.error().message};
+  // A jailed VMM reaches the container's directory as its working directory only.
+  auto mounts = volume::attach_mounts(paths.volumes(), container, disks->disks.size(),
+                                      setup.jailed ? std::filesystem::path(".") : container.dir);
+  if (!mounts.ok()) return {125, mounts.error().message};
   auto log = LogWriter::open(container.dir / "container.log");
   if (!log.ok()) return {125, log.error().message};
   UniqueFd console(::open((container.dir / "console.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -157,6 +165,8 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   spec.cpus = container.config.cpus;
   spec.memory_mib = container.config.memory_mib;
   spec.disks = disks->disks;
+  spec.disks.insert(spec.disks.end(), mounts->disks.begin(), mounts->disks.end());
+  spec.shares = mounts->shares;
   if (const auto& net = container.config.network) {
     spec.nets.push_back(virtio::NetOptions{.tap = net->tap, .mac = net->mac.empty() ? std::nullopt : virtio::parse_mac(net->mac)});
   } else if (setup.network) {
@@ -179,7 +189,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   VmSession& vm = **session;
 
   std::optional<RawTerminal> raw;
-  auto reply = vm.agent().call(start_request(container, disks->scratch, setup.network), kBootTimeoutMs);
+  auto reply = vm.agent().call(start_request(container, disks->scratch, setup.network, mounts->guest), kBootTimeoutMs);
   if (!reply.ok() || !reply->value("ok", false)) {
     // The agent's refusal carries Docker's code for a missing or non-executable command.
     int code = 125;
@@ -476,7 +486,11 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
     state.finished_at = now_rfc3339();
     state.endpoint.reset();
   });
-  if (container.config.auto_remove) (void)store.remove(container);
+  if (container.config.auto_remove) {
+    (void)store.remove(container);
+    if (auto volumes = volume::VolumeStore::open(paths.volumes()); volumes.ok())
+      volume::remove_anonymous_volumes(*volumes, store, container);
+  }
   return ended.status;
 }
 

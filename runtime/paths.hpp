@@ -17,6 +17,7 @@ struct Paths {
   [[nodiscard]] std::filesystem::path images() const { return root / "images"; }
   [[nodiscard]] std::filesystem::path containers() const { return root / "containers"; }
   [[nodiscard]] std::filesystem::path networks() const { return root / "networks"; }
+  [[nodiscard]] std::filesystem::path volumes() const { return root / "volumes"; }
   [[nodiscard]] std::filesystem::path config() const { return root / "config.json"; }
 };
 

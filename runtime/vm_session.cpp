@@ -82,6 +82,8 @@ Result<std::unique_ptr<VmSession>> VmSession::boot(const VmSpec& spec, int ready
   config.rng = true;
   config.disks = spec.disks;
   config.nets = spec.nets;
+  if (!spec.shares.empty())
+    return make_error(Errc::unsupported, "host directories (virtio-fs) are not wired into the VMM yet");
   config.vsock = virtio::VsockOptions{kGuestCid, vsock_path};
   config.console_fd = spec.console_fd;
   config.handle_signals = false;

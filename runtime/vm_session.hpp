@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/agent_client.hpp"
+#include "runtime/volume/container_mounts.hpp"
 #include "virtio/blk.hpp"
 #include "virtio/net.hpp"
 #include "vmm/event_fd.hpp"
@@ -29,6 +30,7 @@ struct VmSpec {
   uint64_t memory_mib = 256;
   std::vector<virtio::BlkOptions> disks;
   std::vector<virtio::NetOptions> nets;
+  std::vector<volume::SharedDirectory> shares;  // virtio-fs devices, each to a running virtiofsd
   int console_fd = -1;  // not owned
   uint64_t start_ns = 0;
   bool seccomp = true;         // MachineConfig::seccomp

@@ -1,0 +1,73 @@
+#include "runtime/volume/container_mounts.hpp"
+
+#include "runtime/volume/volume_store.hpp"
+
+namespace hyper::runtime::volume {
+namespace {
+
+using Json = nlohmann::json;
+
+// /dev/vda../dev/vdz: the guest names virtio disks in the order the VMM adds them.
+constexpr size_t kMaxDisks = 26;
+
+Result<FileLock> claim_volume(const VolumeStore& store, const Volume& volume, bool read_only, const Container& container) {
+  // The store's lock first: a snapshot or removal in progress finishes before we look.
+  auto held = HYPER_TRY(store.lock());
+  auto claim = HYPER_TRY(read_only ? FileLock::try_acquire_shared(volume.use_lock()) : FileLock::try_acquire(volume.use_lock()));
+  if (!claim)
+    return make_error(Errc::invalid_argument,
+                      "volume " + volume.name + " is in use by another running container" +
+                          (read_only ? " that writes it" : "") + ": a block volume has one writer or only readers " +
+                          "(mount it :ro in " + container.id.substr(0, 12) + " to share it with readers)");
+  return std::move(*claim);
+}
+
+Status attach_volume(const VolumeStore& store, const Container& container, const Mount& mount, size_t index,
+                     AttachedMounts& out) {
+  if (index >= kMaxDisks) return make_error(Errc::invalid_argument, "too many volumes: a VM has at most 26 disks");
+  const Volume volume = HYPER_TRY(store.find(mount.source));
+  out.locks.push_back(HYPER_TRY(claim_volume(store, volume, mount.read_only, container)));
+  out.disks.push_back(virtio::BlkOptions{.path = volume.device(), .read_only = mount.read_only,
+                                         .serial = volume.name.substr(0, 20), .io_thread = true});
+  const std::string device = std::string("/dev/vd") + static_cast<char>('a' + index);
+  out.guest.push_back({{"type", "block"}, {"source", device}, {"target", mount.target}, {"read_only", mount.read_only}});
+  return {};
+}
+
+Status attach_share(const Container& container, const Mount& mount, const std::filesystem::path& socket_dir,
+                    AttachedMounts& out) {
+  const std::string tag = "hyperfs" + std::to_string(out.shares.size());
+  const std::string socket_name = "virtiofs-" + std::to_string(out.shares.size()) + ".sock";
+  ShareSpec spec{mount.source, mount.read_only, container.dir / socket_name,
+                 container.dir / ("virtiofsd-" + std::to_string(out.shares.size()) + ".log")};
+  out.daemons.push_back(HYPER_TRY(VirtiofsDaemon::start(spec)));
+  out.shares.push_back(SharedDirectory{tag, (socket_dir / socket_name).string()});
+  out.guest.push_back({{"type", "virtiofs"}, {"source", tag}, {"target", mount.target}, {"read_only", mount.read_only}});
+  return {};
+}
+
+}  // namespace
+
+Result<AttachedMounts> attach_mounts(const std::filesystem::path& volumes_dir, const Container& container,
+                                     size_t first_disk, const std::filesystem::path& socket_dir) {
+  AttachedMounts out;
+  if (container.config.mounts.empty()) return out;
+  const VolumeStore store = HYPER_TRY(VolumeStore::open(volumes_dir));
+  for (const auto& mount : container.config.mounts) {
+    switch (mount.type) {
+      case MountType::volume:
+        HYPER_CHECK(attach_volume(store, container, mount, first_disk + out.disks.size(), out));
+        break;
+      case MountType::bind:
+        HYPER_CHECK(attach_share(container, mount, socket_dir, out));
+        break;
+      case MountType::tmpfs:
+        out.guest.push_back({{"type", "tmpfs"}, {"target", mount.target}, {"read_only", mount.read_only},
+                             {"size", mount.tmpfs_size}, {"mode", mount.tmpfs_mode}});
+        break;
+    }
+  }
+  return out;
+}
+
+}  // namespace hyper::runtime::volume
