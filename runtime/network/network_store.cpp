@@ -9,6 +9,7 @@
 #include "runtime/container_store.hpp"
 #include "runtime/file_lock.hpp"
 #include "runtime/image_blobs.hpp"
+#include "runtime/json_record.hpp"
 #include "runtime/network/nat_rules.hpp"
 #include "vmm/file_io.hpp"
 
@@ -21,7 +22,6 @@ using Json = nlohmann::json;
 constexpr const char* kLockFile = "lock";
 constexpr const char* kNetworkFile = "network.json";
 constexpr const char* kEndpointsDir = "endpoints";
-constexpr uint64_t kMaxRecordBytes = 1 << 20;
 constexpr size_t kIdHexDigits = 64;
 constexpr size_t kBridgeIdDigits = 9;  // "hyper-" + 9 = 15, the longest interface name
 
@@ -30,9 +30,7 @@ bool is_hex_id(const std::string& text) {
          std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-Error corrupt(const fs::path& path, const std::string& why) {
-  return make_error(Errc::io, path.string() + " is corrupt (" + why + "); remove it by hand");
-}
+Error corrupt(const fs::path& path, const std::string& why) { return corrupt_record(path, why); }
 
 Json network_json(const Network& network) {
   return {{"id", network.id},         {"name", network.name},
@@ -41,12 +39,7 @@ Json network_json(const Network& network) {
           {"gateway", address_text(network.gateway)}};
 }
 
-Result<Json> read_json(const fs::path& path) {
-  const std::string text = HYPER_TRY(blobs::read_small_file(path, kMaxRecordBytes));
-  Json json = Json::parse(text, nullptr, false);
-  if (!json.is_object()) return corrupt(path, "not a JSON object");
-  return json;
-}
+Result<Json> read_json(const fs::path& path) { return read_json_record(path); }
 
 Result<std::string> string_field(const fs::path& path, const Json& json, const char* key) {
   const auto it = json.find(key);

@@ -10,6 +10,7 @@
 #include "runtime/container_store.hpp"
 #include "runtime/disk_images.hpp"
 #include "runtime/image_blobs.hpp"
+#include "runtime/json_record.hpp"
 #include "runtime/volume/file_clone.hpp"
 #include "runtime/volume/mount_spec.hpp"
 #include "runtime/volume/nbd_export.hpp"
@@ -23,21 +24,13 @@ using Json = nlohmann::json;
 constexpr const char* kLockFile = "lock";
 constexpr const char* kVolumeFile = "volume.json";
 constexpr const char* kSnapshotsDir = "snapshots";
-constexpr uint64_t kMaxRecordBytes = 1 << 20;
 constexpr uint64_t kVolumeBytesPerInode = 16384;
 
 Error bad(const std::string& message) { return make_error(Errc::invalid_argument, message); }
 
-Error corrupt(const fs::path& path, const std::string& why) {
-  return make_error(Errc::io, path.string() + " is corrupt (" + why + "); remove it by hand");
-}
+Error corrupt(const fs::path& path, const std::string& why) { return corrupt_record(path, why); }
 
-Result<Json> read_json(const fs::path& path) {
-  const std::string text = HYPER_TRY(blobs::read_small_file(path, kMaxRecordBytes));
-  Json json = Json::parse(text, nullptr, false);
-  if (!json.is_object()) return corrupt(path, "not a JSON object");
-  return json;
-}
+Result<Json> read_json(const fs::path& path) { return read_json_record(path); }
 
 Json volume_json(const Volume& volume) {
   Json json = {{"name", volume.name},
