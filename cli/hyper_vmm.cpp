@@ -63,6 +63,12 @@ std::optional<virtio::BlkOptions> parse_disk(const std::string& spec) {
     std::cerr << "hyper-vmm: --disk needs a path\n";
     return std::nullopt;
   }
+  if (disk.path.find("://") != std::string::npos && !virtio::is_nbd_uri(disk.path)) {
+    std::cerr << "hyper-vmm: --disk " << spec
+              << ": not a disk hyper-vmm can open (a raw image path, nbd://HOST[:PORT][/EXPORT] or "
+                 "nbd+unix:///EXPORT?socket=PATH)\n";
+    return std::nullopt;
+  }
   return disk;
 }
 
@@ -110,6 +116,32 @@ std::optional<virtio::VsockOptions> parse_vsock(const std::string& spec) {
   return vsock;
 }
 
+// SOCKET,tag=TAG
+std::optional<virtio::FsOptions> parse_fs(const std::string& spec) {
+  virtio::FsOptions fs;
+  const auto parts = split_commas(spec);
+  fs.socket_path = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (!take_value(parts[i], "tag", fs.tag)) {
+      std::cerr << "hyper-vmm: --fs " << spec << ": unknown option '" << parts[i] << "' (want tag=TAG)\n";
+      return std::nullopt;
+    }
+  }
+  if (fs.socket_path.empty() || fs.socket_path.find('=') != std::string::npos) {
+    std::cerr << "hyper-vmm: --fs " << spec << ": the first part must be the back-end's socket path (SOCKET,tag=TAG)\n";
+    return std::nullopt;
+  }
+  if (fs.tag.empty()) {
+    std::cerr << "hyper-vmm: --fs " << spec << ": tag=TAG is required (what the guest mounts)\n";
+    return std::nullopt;
+  }
+  if (const Status tag = virtio::check_fs_tag(fs.tag); !tag) {
+    std::cerr << "hyper-vmm: --fs " << spec << ": " << tag.error().message << '\n';
+    return std::nullopt;
+  }
+  return fs;
+}
+
 struct Options {
   MachineConfig machine;
   std::string console = "stdout";
@@ -129,7 +161,7 @@ uint64_t exec_timestamp(uint64_t fallback) {
 std::optional<Options> parse_args(int argc, char** argv) {
   Options opt;
   std::string kernel, initrd, vsock;
-  std::vector<std::string> disks, nets;
+  std::vector<std::string> disks, nets, filesystems;
   bool no_seccomp = false;
   po::options_description desc(
       "Usage: hyper-vmm --kernel KERNEL [options]\n\n"
@@ -147,15 +179,20 @@ std::optional<Options> parse_args(int argc, char** argv) {
       ("cpus", po::value(&opt.machine.vcpus)->default_value(1)->value_name("N"), "number of vCPUs (1-64)")
       ("memory,m", po::value(&opt.machine.memory_mib)->default_value(128)->value_name("MiB"), "guest RAM in MiB")
       ("hugepages", po::bool_switch(&opt.machine.hugepages), "back guest RAM with 2 MiB huge pages")
-      ("disk", po::value(&disks)->value_name("PATH[,ro][,serial=S][,io=thread|loop]"),
-       "add a virtio-blk device backed by a raw image (repeatable: /dev/vda, /dev/vdb, ...); "
-       "its I/O runs on a thread of its own (io=thread, the default) or on the event loop (io=loop)")
+      ("disk", po::value(&disks)->value_name("PATH|URI[,ro][,serial=S][,io=thread|loop]"),
+       "add a virtio-blk device backed by a raw image or an NBD export (nbd://HOST[:PORT][/EXPORT] or "
+       "nbd+unix:///EXPORT?socket=PATH) (repeatable: /dev/vda, /dev/vdb, ...); its I/O runs on a thread "
+       "of its own (io=thread, the default; always for NBD) or on the event loop (io=loop)")
       ("net", po::value(&nets)->value_name("tap=NAME[,mac=M]"),
        "add a virtio-net device attached to tap interface NAME (repeatable: eth0, eth1, ...)")
       ("vsock", po::value(&vsock)->value_name("cid=N,socket=PATH"),
        "add a virtio-vsock device with guest CID N; host programs reach guest port P by "
        "connecting to PATH and sending \"CONNECT P\\n\", and the guest reaches host port P at PATH_P")
       ("rng", po::bool_switch(&opt.machine.rng), "add a virtio-rng device (entropy from the host's getrandom)")
+      ("fs", po::value(&filesystems)->value_name("SOCKET,tag=TAG"),
+       "add a virtio-fs device served by the vhost-user back-end listening on SOCKET (virtiofsd "
+       "--socket-path=SOCKET); the guest mounts it with mount -t virtiofs TAG DIR (repeatable; "
+       "guest RAM becomes shared memory the back-end maps)")
       ("console", po::value(&opt.console)->value_name("stdout|none|PATH"),
        "where the guest's serial console goes (default: stdout)")
       ("no-seccomp", po::bool_switch(&no_seccomp),
@@ -189,6 +226,17 @@ std::optional<Options> parse_args(int argc, char** argv) {
     auto net = parse_net(spec);
     if (!net) return std::nullopt;
     opt.machine.nets.push_back(*net);
+  }
+  for (const auto& spec : filesystems) {
+    auto fs = parse_fs(spec);
+    if (!fs) return std::nullopt;
+    for (const auto& other : opt.machine.filesystems) {
+      if (other.tag == fs->tag) {
+        std::cerr << "hyper-vmm: --fs " << spec << ": another --fs has the tag '" << fs->tag << "'\n";
+        return std::nullopt;
+      }
+    }
+    opt.machine.filesystems.push_back(*fs);
   }
   if (!vsock.empty()) {
     opt.machine.vsock = parse_vsock(vsock);

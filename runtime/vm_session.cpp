@@ -82,8 +82,8 @@ Result<std::unique_ptr<VmSession>> VmSession::boot(const VmSpec& spec, int ready
   config.rng = true;
   config.disks = spec.disks;
   config.nets = spec.nets;
-  if (!spec.shares.empty())
-    return make_error(Errc::unsupported, "host directories (virtio-fs) are not wired into the VMM yet");
+  for (const auto& share : spec.shares)
+    config.filesystems.push_back(virtio::FsOptions{.socket_path = share.socket, .tag = share.tag});
   config.vsock = virtio::VsockOptions{kGuestCid, vsock_path};
   config.console_fd = spec.console_fd;
   config.handle_signals = false;

@@ -1,11 +1,6 @@
 #include "virtio/blk.hpp"
 
 #include "virtio/chain_io.hpp"
-#include "vmm/file_io.hpp"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -31,21 +26,17 @@ static_assert(sizeof(RequestHeader) == 16);
 Result<std::shared_ptr<Blk>> Blk::open(const BlkOptions& options) {
   if (options.serial.size() > kIdBytes)
     return make_error(Errc::invalid_argument, "disk serial '" + options.serial + "' is longer than 20 bytes");
-  UniqueFd fd(::open(options.path.c_str(), (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return Error::from_errno("disk " + options.path);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) < 0) return Error::from_errno("disk " + options.path);
-  if (!S_ISREG(st.st_mode))
-    return make_error(Errc::invalid_argument, "disk " + options.path + " is not a regular file (raw image)");
-  const uint64_t sectors = static_cast<uint64_t>(st.st_size) / kSectorSize;
+  BlkOptions opened = options;
+  auto backend = HYPER_TRY(is_nbd_uri(options.path) ? open_nbd_backend(options) : open_file_backend(options));
+  if (is_nbd_uri(options.path)) opened.io_thread = true;
+  const uint64_t sectors = backend->size_bytes() / kSectorSize;
   if (sectors == 0) return make_error(Errc::invalid_argument, "disk " + options.path + " is smaller than one sector");
-  ::fcntl(fd.get(), F_SETFL, 0);  // O_NONBLOCK was only for open()
-  return std::shared_ptr<Blk>(new Blk(std::move(fd), sectors, options));
+  return std::shared_ptr<Blk>(new Blk(std::move(backend), sectors, std::move(opened)));
 }
 
 uint64_t Blk::device_features() const {
   return kFeatureVersion1 | kFeatureRingEventIdx | kFeatureRingIndirectDesc | kFeatureSizeMax | kFeatureSegMax |
-         kFeatureFlush | (options_.read_only ? kFeatureReadOnly : 0);
+         (backend_->can_flush() ? kFeatureFlush : 0) | (options_.read_only ? kFeatureReadOnly : 0);
 }
 
 void Blk::read_config(uint64_t offset, std::span<uint8_t> data) const {
@@ -97,12 +88,13 @@ uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, ui
   switch (header.type) {
     case kTypeIn: {
       if (!in_range(writable_data)) return kStatusIoErr;
-      const bool ok = for_each_piece(memory, chain.writable, 0, writable_data, [&](std::span<uint8_t> p) {
-        const bool done = read_exact_at(fd_.get(), p, offset).ok();
+      const bool started = for_each_piece(memory, chain.writable, 0, writable_data, [&](std::span<uint8_t> p) {
+        const bool ok = backend_->start_read(p, offset);
         offset += p.size();
-        return done;
+        return ok;
       });
-      if (!ok) return kStatusIoErr;
+      // Always: what did start may still be writing into the guest's buffers.
+      if (!backend_->finish() || !started) return kStatusIoErr;
       data_in = static_cast<uint32_t>(writable_data);
       return kStatusOk;
     }
@@ -110,15 +102,15 @@ uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, ui
       if (options_.read_only) return kStatusIoErr;
       const uint64_t bytes = chain.readable_bytes() - sizeof header;
       if (!in_range(bytes)) return kStatusIoErr;
-      const bool ok = for_each_piece(memory, chain.readable, sizeof header, bytes, [&](std::span<uint8_t> p) {
-        const bool done = write_exact_at(fd_.get(), p, offset).ok();
+      const bool started = for_each_piece(memory, chain.readable, sizeof header, bytes, [&](std::span<uint8_t> p) {
+        const bool ok = backend_->start_write(p, offset);
         offset += p.size();
-        return done;
+        return ok;
       });
-      return ok ? kStatusOk : kStatusIoErr;
+      return backend_->finish() && started ? kStatusOk : kStatusIoErr;
     }
     case kTypeFlush:
-      return ::fdatasync(fd_.get()) == 0 ? kStatusOk : kStatusIoErr;
+      return backend_->flush() ? kStatusOk : kStatusIoErr;
     case kTypeGetId: {
       char id[kIdBytes] = {};
       std::memcpy(id, options_.serial.data(), std::min<size_t>(options_.serial.size(), kIdBytes));

@@ -1,29 +1,20 @@
-// virtio-blk (device type 2) over a raw image file: reads, writes, FLUSH (fdatasync, so
-// data the guest flushed survives the VMM), GET_ID (serial), an optional read-only mode.
-// Requests are validated against the image size and served, in order, on the disk's own
-// I/O thread (or the event loop), straight between the image and guest memory.
+// virtio-blk (device type 2) over a raw image file or an NBD export (virtio/block_backend.hpp):
+// reads, writes, FLUSH (fdatasync or NBD_CMD_FLUSH, so data the guest flushed survives the
+// VMM), GET_ID (serial), an optional read-only mode. Requests are validated against the
+// disk's size and served, in order, on the disk's own I/O thread (or the event loop),
+// straight between the store and guest memory.
 #pragma once
 
 #include <atomic>
-#include <mutex>
-#include <optional>
-#include <string>
-
-#include "virtio/device.hpp"
 #include <memory>
+#include <string>
+#include <vector>
 
-#include "vmm/unique_fd.hpp"
+#include "virtio/blk_options.hpp"
+#include "virtio/block_backend.hpp"
+#include "virtio/device.hpp"
 
 namespace hyper::virtio {
-
-struct BlkOptions {
-  std::string path;
-  bool read_only = false;
-  std::string serial;  // GET_ID answer, at most 20 bytes
-  // Serve the disk on an I/O thread of its own, so the event loop (console, network,
-  // vsock) never waits for the disk; false serves it on the event loop.
-  bool io_thread = true;
-};
 
 class Blk final : public VirtioDevice {
  public:
@@ -45,21 +36,23 @@ class Blk final : public VirtioDevice {
   void queue_notify(uint32_t index) override;
   void reset() override;
   bool wants_io_thread() const override { return options_.io_thread; }
-  std::string describe() const override { return slot_.describe(); }
+  std::string describe() const override { return backend_->describe() + "; " + slot_.describe(); }
 
   [[nodiscard]] uint64_t capacity_sectors() const { return sectors_; }
   [[nodiscard]] uint64_t rejected_requests() const { return rejected_.load(); }
+  // Sockets the disk's thread talks on (an NBD disk's connection), for its seccomp filter.
+  [[nodiscard]] std::vector<int> sockets() const { return backend_->sockets(); }
 
   // Serves one request chain: returns the number of bytes written into the guest's
   // buffers (status byte included). Public for unit tests.
   uint32_t serve(const GuestMemory& memory, const DescriptorChain& chain);
 
  private:
-  Blk(UniqueFd fd, uint64_t sectors, BlkOptions options)
-      : fd_(std::move(fd)), sectors_(sectors), options_(std::move(options)) {}
+  Blk(std::unique_ptr<BlockBackend> backend, uint64_t sectors, BlkOptions options)
+      : backend_(std::move(backend)), sectors_(sectors), options_(std::move(options)) {}
   uint8_t execute(const GuestMemory& memory, const DescriptorChain& chain, uint32_t& data_in);
 
-  UniqueFd fd_;
+  std::unique_ptr<BlockBackend> backend_;
   uint64_t sectors_;
   BlkOptions options_;
   ActivationSlot slot_;

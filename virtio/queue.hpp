@@ -53,6 +53,8 @@ class Queue {
   [[nodiscard]] Result<bool> should_notify();
 
   [[nodiscard]] uint16_t size() const { return layout_.size; }
+  // Where the rings are: a device served by another process (vhost-user) hands them over.
+  [[nodiscard]] const QueueLayout& layout() const { return layout_; }
   // Both sides' view of the rings, for diagnosing a stalled guest: our indices next to
   // the driver's, and the event-idx fields each side last published.
   [[nodiscard]] std::string describe() const;

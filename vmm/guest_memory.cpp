@@ -1,5 +1,6 @@
 #include "vmm/guest_memory.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -17,9 +18,29 @@ Error out_of_bounds(uint64_t gpa, uint64_t len) {
                                              ") is not inside guest memory");
 }
 
+// A memfd of `size` bytes whose size is sealed: a backend that could shrink it would turn
+// our own accesses to the lost pages (and KVM's) into SIGBUS.
+Result<UniqueFd> sealed_memfd(uint64_t size, bool hugepages) {
+  unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  if (hugepages) flags |= MFD_HUGETLB;  // the default huge page size, as MAP_HUGETLB for anonymous RAM
+  UniqueFd fd(::memfd_create("hyper-guest-ram", flags));
+  if (!fd.valid()) return Error::from_errno(hugepages ? "memfd_create(MFD_HUGETLB) for guest RAM" : "memfd_create for guest RAM");
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) < 0) return Error::from_errno("sizing the guest RAM memfd");
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+    return Error::from_errno("sealing the guest RAM memfd");
+  return fd;
+}
+
+Result<MemoryRegion> create_region(const RegionSpec& spec, bool hugepages, MemoryBacking backing) {
+  if (backing == MemoryBacking::anonymous) return MemoryRegion{spec.gpa, HYPER_TRY(Mapping::anonymous(spec.size, hugepages)), UniqueFd(), 0};
+  auto fd = HYPER_TRY(sealed_memfd(spec.size, hugepages));
+  auto mapping = HYPER_TRY(Mapping::shared_ram(fd.get(), spec.size, hugepages));
+  return MemoryRegion{spec.gpa, std::move(mapping), std::move(fd), 0};
+}
+
 }  // namespace
 
-Result<GuestMemory> GuestMemory::create(std::span<const RegionSpec> specs, bool hugepages) {
+Result<GuestMemory> GuestMemory::create(std::span<const RegionSpec> specs, bool hugepages, MemoryBacking backing) {
   std::vector<RegionSpec> sorted(specs.begin(), specs.end());
   std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.gpa < b.gpa; });
   for (size_t i = 0; i < sorted.size(); ++i) {
@@ -32,11 +53,8 @@ Result<GuestMemory> GuestMemory::create(std::span<const RegionSpec> specs, bool 
       return make_error(Errc::invalid_argument, "memory regions overlap at " + to_hex(s.gpa));
   }
   std::vector<MemoryRegion> regions;
-  for (const auto& s : sorted) {
-    auto mapping = HYPER_TRY(Mapping::anonymous(s.size, hugepages));
-    regions.push_back(MemoryRegion{s.gpa, std::move(mapping)});
-  }
-  return GuestMemory(std::move(regions), hugepages);
+  for (const auto& s : sorted) regions.push_back(HYPER_TRY(create_region(s, hugepages, backing)));
+  return GuestMemory(std::move(regions), hugepages, backing);
 }
 
 std::vector<RegionSpec> GuestMemory::x86_layout(uint64_t ram_bytes) {
@@ -89,7 +107,7 @@ Status GuestMemory::read_from_fd(uint64_t gpa, int fd, uint64_t offset, uint64_t
 
 Status GuestMemory::load_from_fd(uint64_t gpa, int fd, uint64_t offset, uint64_t len) const {
   const uint64_t page = layout::kPageSize;
-  if (hugepages_ || gpa % page || offset % page || len == 0) return read_from_fd(gpa, fd, offset, len);
+  if (hugepages_ || shareable() || gpa % page || offset % page || len == 0) return read_from_fd(gpa, fd, offset, len);
   const uint64_t mapped = (len + page - 1) & ~(page - 1);
   auto dst = HYPER_TRY(slice(gpa, mapped));
   void* p = ::mmap(dst.data(), mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, static_cast<off_t>(offset));

@@ -54,6 +54,16 @@ Status validate(const MachineConfig& config) {
   if (config.hugepages && config.memory_mib % 2)
     return make_error(Errc::invalid_argument, "--memory must be a multiple of 2 MiB with --hugepages");
   if (config.kernel.empty()) return make_error(Errc::invalid_argument, "no kernel given");
+  for (size_t i = 0; i < config.filesystems.size(); ++i) {
+    const auto& fs = config.filesystems[i];
+    HYPER_CHECK(virtio::check_fs_tag(fs.tag));
+    if (fs.socket_path.empty() && fs.socket_fd < 0)
+      return make_error(Errc::invalid_argument, "virtio-fs " + fs.tag + ": no back-end socket given");
+    for (size_t j = 0; j < i; ++j) {
+      if (config.filesystems[j].tag == fs.tag)
+        return make_error(Errc::invalid_argument, "two virtio-fs devices have the tag '" + fs.tag + "'");
+    }
+  }
   return {};
 }
 
@@ -123,13 +133,13 @@ static_assert(layout::kVirtioMmioWindowSize == virtio::kMmioWindowSize);
 struct ThreadFilters {
   std::optional<seccomp::Filter> vcpu, event_loop, io;
 
-  static Result<ThreadFilters> compile(const MachineConfig& config, bool io_threads) {
+  static Result<ThreadFilters> compile(const MachineConfig& config, bool io_threads, const seccomp::Grants& grants) {
     ThreadFilters filters;
     if (!config.seccomp) return filters;
     const int report = config.seccomp_report_fd;
-    filters.vcpu = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::vcpu, report));
+    filters.vcpu = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::vcpu, report, grants));
     filters.event_loop = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::event_loop, report));
-    if (io_threads) filters.io = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::io, report));
+    if (io_threads) filters.io = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::io, report, grants));
     return filters;
   }
 };
@@ -242,7 +252,8 @@ struct Machine::Impl {
   Result<boot::KernelImage> load_kernel_and_devices();
   Status add_legacy_devices();
   Status add_virtio_devices();
-  Status add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device);
+  Status add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device, const std::vector<int>& backend_kicks = {});
+  Status add_filesystems();
   Status create_vcpus(const boot::KernelImage& kernel);
   VmExit classify(VmExit exit) const;
 
@@ -264,6 +275,7 @@ struct Machine::Impl {
     std::shared_ptr<virtio::MmioTransport> transport;
   };
   std::vector<Window> windows;  // every virtio device, in the order of its MMIO window
+  seccomp::Grants grants;       // the vhost-user back-ends' and NBD disks' sockets
   UniqueFd console;  // our own non-blocking handle on config.console_fd
   std::shared_ptr<devices::Serial> serial;
   std::string cmdline;
@@ -333,8 +345,11 @@ Result<boot::KernelImage> Machine::Impl::load_kernel_and_devices() {
 }
 
 // Each virtio device gets the next MMIO window and IRQ; its queue kicks arrive on
-// ioeventfds that the event loop serves, so no vCPU ever runs device work.
-Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device) {
+// ioeventfds that the event loop serves, so no vCPU ever runs device work. A device
+// whose queues another process serves gives that process's kick eventfds instead
+// (`backend_kicks`, one per queue): KVM signals them, and nothing here reads them.
+Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device,
+                                        const std::vector<int>& backend_kicks) {
   const uint32_t index = static_cast<uint32_t>(kicks.size());
   const uint64_t base = layout::kVirtioMmioStart + index * layout::kVirtioMmioWindowSize;
   const uint32_t irq = layout::kVirtioFirstIrq + index;
@@ -345,7 +360,14 @@ Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> de
   HYPER_CHECK(mmio.insert(transport, base, layout::kVirtioMmioWindowSize));
   windows.push_back({base, transport});
   std::vector<EventFd> device_kicks;
-  for (uint32_t q = 0; q < queue_count; ++q) {
+  if (!backend_kicks.empty()) {
+    if (backend_kicks.size() != queue_count)
+      return make_error(Errc::invalid_argument, "a device gave " + std::to_string(backend_kicks.size()) +
+                                                    " kick fds for " + std::to_string(queue_count) + " queues");
+    for (uint32_t q = 0; q < queue_count; ++q)
+      HYPER_CHECK(vm.register_ioeventfd(backend_kicks[q], base + virtio::kMmioQueueNotify, 4, q));
+  }
+  for (uint32_t q = 0; q < queue_count && backend_kicks.empty(); ++q) {
     auto kick = HYPER_TRY(EventFd::create());
     HYPER_CHECK(vm.register_ioeventfd(kick.fd(), base + virtio::kMmioQueueNotify, 4, q));
     device_kicks.push_back(std::move(kick));
@@ -356,7 +378,12 @@ Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> de
 }
 
 Status Machine::Impl::add_virtio_devices() {
-  for (const auto& disk : config.disks) HYPER_CHECK(add_virtio_device(HYPER_TRY(virtio::Blk::open(disk))));
+  for (auto disk : config.disks) {
+    disk.log = config.log;
+    auto blk = HYPER_TRY(virtio::Blk::open(disk));
+    for (const int fd : blk->sockets()) grants.disk_sockets.push_back(fd);
+    HYPER_CHECK(add_virtio_device(std::move(blk)));
+  }
   for (const auto& options : config.nets) {
     auto net = HYPER_TRY(virtio::Net::open(options));
     config.log("eth" + std::to_string(&options - config.nets.data()) + ": tap " + options.tap + ", MAC " +
@@ -365,6 +392,21 @@ Status Machine::Impl::add_virtio_devices() {
   }
   if (config.vsock) HYPER_CHECK(add_virtio_device(HYPER_TRY(virtio::Vsock::create(*config.vsock))));
   if (config.rng) HYPER_CHECK(add_virtio_device(std::make_shared<virtio::Rng>()));
+  return add_filesystems();
+}
+
+// Connects to each back-end now, before any thread confines itself (and before a
+// caller's jail hides the socket's path).
+Status Machine::Impl::add_filesystems() {
+  for (auto options : config.filesystems) {
+    options.log = config.log;
+    auto fs = HYPER_TRY(virtio::Fs::connect(options));
+    config.log("virtio-fs " + options.tag + ": vhost-user back-end " +
+               (options.socket_path.empty() ? "fd " + std::to_string(options.socket_fd) : options.socket_path));
+    grants.vhost_user_sockets.push_back(fs->socket_fd());
+    const std::vector<int> fs_kicks = fs->kick_fds();
+    HYPER_CHECK(add_virtio_device(std::move(fs), fs_kicks));
+  }
   return {};
 }
 
@@ -384,8 +426,12 @@ Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
 
   // Memory slots go in before the irqchip: once an irqchip exists, every slot update
   // waits for an SRCU grace period (measured on PVM: 0.07 ms before, 7-11 ms after).
+  // Anonymous memory unless a vhost-user back-end must map it: only anonymous memory
+  // takes the kernel and initrd copy-on-write and gets transparent huge pages
+  // (docs/virtio.md, "Guest memory").
   const auto specs = GuestMemory::x86_layout(config.memory_mib << 20);
-  auto memory = HYPER_TRY(GuestMemory::create(specs, config.hugepages));
+  const auto backing = config.filesystems.empty() ? MemoryBacking::anonymous : MemoryBacking::shared_memfd;
+  auto memory = HYPER_TRY(GuestMemory::create(specs, config.hugepages, backing));
   uint32_t slot = 0;
   for (const auto& region : memory.regions())
     HYPER_CHECK(vm.set_user_memory_region(slot++, region.gpa, region.size(), region.mapping.data()));
@@ -475,7 +521,7 @@ Result<RunResult> Machine::run() {
     HYPER_CHECK(serve_kicks(device_threads.back()->loop(), dev.device, dev.queues));
   }
 
-  const ThreadFilters filters = HYPER_TRY(ThreadFilters::compile(m.config, !device_threads.empty()));
+  const ThreadFilters filters = HYPER_TRY(ThreadFilters::compile(m.config, !device_threads.empty(), m.grants));
   VcpuContext ctx{m.pio, m.mmio, m.exits, m.kvm.is_pvm(), m.first_run_ns};
   VcpuThreads threads;
   try {

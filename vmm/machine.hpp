@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "virtio/blk.hpp"
+#include "virtio/fs.hpp"
 #include "virtio/net.hpp"
 #include "virtio/vsock.hpp"
 #include "vmm/result.hpp"
@@ -35,6 +36,9 @@ struct MachineConfig {
   std::vector<virtio::BlkOptions> disks;  // virtio-blk devices: /dev/vda, /dev/vdb, ... in order
   std::vector<virtio::NetOptions> nets;   // virtio-net devices: eth0, eth1, ... in order
   std::optional<virtio::VsockOptions> vsock;  // a virtio-vsock device
+  // virtio-fs devices, each served by a running vhost-user back-end (virtiofsd) that is
+  // connected to in create(); with any, guest RAM is shared memory the back-ends map.
+  std::vector<virtio::FsOptions> filesystems;
   int console_fd = STDOUT_FILENO;  // not owned; -1 discards the console
   bool handle_signals = true;      // SIGINT/SIGTERM/SIGHUP stop the VM (a CLI wants this)
   uint64_t start_ns = 0;           // the "exec" timestamp timings are relative to

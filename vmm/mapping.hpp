@@ -24,6 +24,9 @@ class Mapping {
   static Result<Mapping> anonymous(size_t size, bool hugepages = false);
   // A shared mapping of an fd (used for the vCPU's kvm_run page).
   static Result<Mapping> shared_fd(int fd, size_t size, off_t offset = 0);
+  // The first `size` bytes of `fd` (a memfd other processes may map too), shared and
+  // 2 MiB-aligned as anonymous() is; `hugepages` when the fd is on hugetlbfs.
+  static Result<Mapping> shared_ram(int fd, size_t size, bool hugepages);
   // A read-only private mapping of a whole file; an empty file gives an empty mapping.
   static Result<Mapping> read_only_file(int fd, size_t size);
 

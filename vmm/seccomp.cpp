@@ -73,10 +73,41 @@ std::vector<Rule> sanitizer_rules() {
 #endif
 }
 
-std::vector<Rule> rules_for(ThreadKind kind) {
+// A vhost-user conversation, on its own socket only: the request with its fds, the
+// reply (fds a hostile back-end attaches are closed), and the shutdown that gives a
+// connection up after a bad reply. No socket can be made or connected.
+std::vector<Rule> vhost_user_rules(const Grants& grants) {
+  std::vector<Rule> rules;
+  for (const int fd : grants.vhost_user_sockets) {
+    const auto socket = static_cast<scmp_datum_t>(fd);
+    append(rules, {{SCMP_SYS(sendmsg), {arg_is(0, socket)}},
+                   {SCMP_SYS(recvmsg), {arg_is(0, socket)}},
+                   {SCMP_SYS(shutdown), {arg_is(0, socket)}}});
+  }
+  return rules;
+}
+
+// An NBD disk's connection, on its I/O thread: libnbd sends and receives on its socket,
+// waits in poll(2), and the disk shuts the socket down when it gives the server up.
+std::vector<Rule> network_disk_rules(const Grants& grants) {
+  std::vector<Rule> rules;
+  for (const int fd : grants.disk_sockets) {
+    const auto socket = static_cast<scmp_datum_t>(fd);
+    append(rules, {{SCMP_SYS(sendto), {arg_is(0, socket)}},
+                   {SCMP_SYS(recvfrom), {arg_is(0, socket)}},
+                   {SCMP_SYS(sendmsg), {arg_is(0, socket)}},
+                   {SCMP_SYS(recvmsg), {arg_is(0, socket)}},
+                   {SCMP_SYS(shutdown), {arg_is(0, socket)}}});
+  }
+  if (!rules.empty()) append(rules, {{SCMP_SYS(poll), {}}, {SCMP_SYS(ppoll), {}}});
+  return rules;
+}
+
+std::vector<Rule> rules_for(ThreadKind kind, const Grants& grants) {
   std::vector<Rule> rules = common_rules();
   switch (kind) {
     case ThreadKind::vcpu:
+      append(rules, vhost_user_rules(grants));
       append(rules, {
                         {SCMP_SYS(ioctl), {arg_is(1, KVM_RUN)}},
                         {SCMP_SYS(ioctl), {arg_is(1, KVM_GET_REGS)}},  // an internal error's RIP
@@ -119,6 +150,7 @@ std::vector<Rule> rules_for(ThreadKind kind) {
                         {SCMP_SYS(preadv), {}},     {SCMP_SYS(pwritev), {}},
                         {SCMP_SYS(fdatasync), {}},  {SCMP_SYS(fsync), {}},
                     });
+      append(rules, network_disk_rules(grants));
       break;
   }
   append(rules, sanitizer_rules());
@@ -150,6 +182,7 @@ constexpr SyscallName kNotable[] = {
     {SYS_pwrite64, "pwrite64"}, {SYS_epoll_wait, "epoll_wait"}, {SYS_epoll_ctl, "epoll_ctl"},
     {SYS_wait4, "wait4"},     {SYS_process_vm_readv, "process_vm_readv"},
     {SYS_memfd_create, "memfd_create"}, {SYS_bpf, "bpf"}, {SYS_seccomp, "seccomp"},
+    {SYS_sendmsg, "sendmsg"}, {SYS_recvmsg, "recvmsg"}, {SYS_shutdown, "shutdown"},
 };
 
 class Message {
@@ -228,20 +261,20 @@ const char* kind_name(ThreadKind kind) {
   return "?";
 }
 
-std::vector<int> allowed_syscalls(ThreadKind kind) {
+std::vector<int> allowed_syscalls(ThreadKind kind, const Grants& grants) {
   std::vector<int> numbers;
-  for (const auto& rule : rules_for(kind)) numbers.push_back(rule.nr);
+  for (const auto& rule : rules_for(kind, grants)) numbers.push_back(rule.nr);
   std::sort(numbers.begin(), numbers.end());
   numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
   return numbers;
 }
 
-Result<Filter> Filter::compile(ThreadKind kind, int report_fd) {
+Result<Filter> Filter::compile(ThreadKind kind, int report_fd, const Grants& grants) {
   HYPER_CHECK(install_reporter());
   g_report_fd.store(report_fd, std::memory_order_relaxed);
   std::unique_ptr<void, void (*)(scmp_filter_ctx)> ctx(seccomp_init(SCMP_ACT_TRAP), seccomp_release);
   if (!ctx) return make_error(Errc::io, "seccomp: seccomp_init failed");
-  for (const auto& rule : rules_for(kind)) {
+  for (const auto& rule : rules_for(kind, grants)) {
     const int rc = seccomp_rule_add_array(ctx.get(), SCMP_ACT_ALLOW, rule.nr, static_cast<unsigned>(rule.args.size()),
                                           rule.args.data());
     if (rc < 0) return libseccomp_error(rc, "rule for system call " + std::to_string(rule.nr));

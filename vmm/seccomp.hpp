@@ -21,12 +21,23 @@ const char* kind_name(ThreadKind kind);
 // "hyper-vmm: seccomp: thread NAME made a forbidden system call NR (SYSCALL)" on stderr.
 inline constexpr int kViolationStatus = 128 + SIGSYS;
 
+// What a machine's devices add to the lists, fd by fd.
+struct Grants {
+  // vhost-user back-ends' sockets (virtio-fs): a driver's status write, handled on the
+  // vCPU that made it, sets up or stops the back-end's rings over one, so vCPU threads
+  // may sendmsg, recvmsg and shutdown on exactly these fds.
+  std::vector<int> vhost_user_sockets;
+  // NBD disks' connections (virtio-blk on nbd://): I/O threads may send, receive and
+  // shut down on exactly these fds, and poll.
+  std::vector<int> disk_sockets;
+};
+
 // A compiled allow-list: built once, applied by every thread of its kind.
 class Filter {
  public:
   // Also installs the process's SIGSYS reporter (idempotent). `report_fd`, when not -1,
   // gets the violation message too (not owned; it must stay open).
-  static Result<Filter> compile(ThreadKind kind, int report_fd = -1);
+  static Result<Filter> compile(ThreadKind kind, int report_fd = -1, const Grants& grants = {});
 
   // Confines the calling thread, and threads it creates later, for good. No TSYNC: the
   // process's other threads keep their own filters. `name` (at most 23 bytes are kept)
@@ -43,6 +54,6 @@ class Filter {
 };
 
 // The system calls (numbers) `kind` may make, some only with restricted arguments.
-std::vector<int> allowed_syscalls(ThreadKind kind);
+std::vector<int> allowed_syscalls(ThreadKind kind, const Grants& grants = {});
 
 }  // namespace hyper::seccomp

@@ -38,7 +38,9 @@ Status attach_share(const Container& container, const Mount& mount, const std::f
                     AttachedMounts& out) {
   const std::string tag = "hyperfs" + std::to_string(out.shares.size());
   const std::string socket_name = "virtiofs-" + std::to_string(out.shares.size()) + ".sock";
-  ShareSpec spec{mount.source, mount.read_only, container.dir / socket_name,
+  // Bound as the VMM will reach it: a container's directory is longer than a socket
+  // address can be, so relative to the jailed VMM's working directory.
+  ShareSpec spec{mount.source, mount.read_only, socket_dir / socket_name,
                  container.dir / ("virtiofsd-" + std::to_string(out.shares.size()) + ".log")};
   out.daemons.push_back(HYPER_TRY(VirtiofsDaemon::start(spec)));
   out.shares.push_back(SharedDirectory{tag, (socket_dir / socket_name).string()});

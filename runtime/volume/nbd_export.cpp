@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/disk_images.hpp"
+#include "virtio/nbd_connection.hpp"
 #include "vmm/unique_fd.hpp"
 
 namespace hyper::runtime::volume {
@@ -17,23 +18,9 @@ constexpr uint64_t kSuperblockOffset = 1024, kMagicOffset = 56;
 constexpr uint16_t kExt4Magic = 0xEF53;
 constexpr uint64_t kMinExportBytes = 16ull << 20;
 constexpr size_t kChunkBytes = 1u << 20;
+constexpr uint32_t kConnectTimeoutMs = 30000;
 
-struct NbdClose {
-  void operator()(nbd_handle* handle) const { nbd_close(handle); }
-};
-using NbdHandle = std::unique_ptr<nbd_handle, NbdClose>;
-
-Error nbd_error(const std::string& what) {
-  const char* why = nbd_get_error();
-  return make_error(Errc::io, what + ": " + (why ? why : "unknown libnbd error"));
-}
-
-Result<NbdHandle> connect(const std::string& uri) {
-  NbdHandle handle(nbd_create());
-  if (!handle) return nbd_error("libnbd");
-  if (nbd_connect_uri(handle.get(), uri.c_str()) != 0) return nbd_error("connect to " + uri);
-  return handle;
-}
+using virtio::nbd_error;
 
 Result<bool> holds_ext4(nbd_handle* handle, const std::string& uri) {
   uint8_t superblock[1024];
@@ -67,7 +54,7 @@ Status write_extents(nbd_handle* handle, const std::filesystem::path& image, con
 }  // namespace
 
 Result<NbdExportInfo> prepare_nbd_export(const std::string& uri, const std::filesystem::path& scratch_dir) {
-  NbdHandle handle = HYPER_TRY(connect(uri));
+  virtio::NbdHandle handle = HYPER_TRY(virtio::connect_nbd(uri, kConnectTimeoutMs));
   const int64_t size = nbd_get_size(handle.get());
   if (size < 0) return nbd_error("size of " + uri);
   NbdExportInfo info{static_cast<uint64_t>(size), false};

@@ -14,6 +14,7 @@
 #include "runtime/volume/file_clone.hpp"
 #include "runtime/volume/mount_spec.hpp"
 #include "runtime/volume/nbd_export.hpp"
+#include "virtio/block_backend.hpp"
 
 namespace hyper::runtime::volume {
 namespace {
@@ -102,7 +103,7 @@ Status check_options(const VolumeRequest& request) {
   if (request.driver == kNbdDriver) {
     const auto uri = request.options.find("uri");
     if (uri == request.options.end()) return bad("the nbd driver needs --opt uri=nbd://HOST:PORT/EXPORT");
-    if (uri->second.rfind("nbd://", 0) != 0 && uri->second.rfind("nbd+unix://", 0) != 0)
+    if (!virtio::is_nbd_uri(uri->second))
       return bad("--opt uri=" + uri->second + ": not an NBD URI (nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH)");
     if (request.from_snapshot) return bad("--from-snapshot is for the local driver: an NBD export lives on its server");
   }

@@ -66,6 +66,41 @@ start_holding_guest() {
   done
 }
 
+# start_virtiofsd DIR: Debian's virtiofsd serving DIR on $work/virtiofsd.sock, in the
+# background (pid in $fsd_pid); returns once its socket exists.
+virtiofsd=/usr/lib/qemu/virtiofsd
+start_virtiofsd() {
+  [ -x "$virtiofsd" ] || fail "no $virtiofsd (apt-get install qemu-system-common)"
+  fs_sock=$work/virtiofsd.sock
+  "$virtiofsd" --socket-path="$fs_sock" -o source="$1" -o cache=auto >"$work/virtiofsd" 2>&1 &
+  fsd_pid=$!
+  for _ in $(seq 100); do
+    [ -S "$fs_sock" ] && return
+    kill -0 "$fsd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  fail "virtiofsd did not create its socket: $(cat "$work/virtiofsd")"
+}
+
+# wait_for_out TEXT [TENTHS]: until the VMM's stdout has TEXT (default: 2 minutes) or
+# the VMM ended.
+wait_for_out() {
+  for _ in $(seq "${2:-1200}"); do
+    grep -q -- "$1" "$work/out" && return 0
+    kill -0 "$vmm_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  grep -q -- "$1" "$work/out"
+}
+
+# wait_vmm: waits up to 2 minutes for the background VMM $vmm_pid (killing it then), sets $rc.
+wait_vmm() {
+  for _ in $(seq 1200); do kill -0 "$vmm_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$vmm_pid" 2>/dev/null && { kill -9 "$vmm_pid"; wait "$vmm_pid"; fail "hyper-vmm did not finish within 2 minutes"; }
+  wait "$vmm_pid"
+  rc=$?
+}
+
 expect_rc() { [ "$rc" -eq "$1" ] || fail "exit status $rc, expected $1"; }
 expect_out() { grep -q -- "$1" "$work/out" || fail "stdout lacks '$1'"; }
 expect_err() { grep -q -- "$1" "$work/err" || fail "stderr lacks '$1'"; }
@@ -129,6 +164,47 @@ case $case in
     expect_out "hyper-test-init: blk read: hello from the host"
     expect_out "hyper-test-init: blk write failed"
     [ "$(sha256sum <"$work/disk.img")" = "$before" ] || fail "a read-only disk was modified"
+    ;;
+  nbd)  # virtio-blk on an NBD export: nbdkit serves an ext4 image on a Unix socket; the
+        # guest reads the host's file and writes its own, which reaches the image through
+        # the server; SIGUSR1 shows the connection; then the server is killed under a guest
+        # holding the disk, and the VMM logs that it gave the server up and runs on
+    PATH=$PATH:/usr/sbin:/sbin
+    command -v nbdkit >/dev/null || fail "nbdkit is needed (Debian package nbdkit)"
+    mkdir -p "$work/root"
+    echo "hello from the host" >"$work/root/hello.txt"
+    mke2fs -q -t ext4 -d "$work/root" "$work/disk.img" 16M || fail "mke2fs failed"
+    nbdkit -f -U "$work/nbd.sock" -P "$work/nbdkit.pid" file "$work/disk.img" &
+    nbd_pid=$!
+    trap 'kill "$nbd_pid" 2>/dev/null; rm -rf "$work"' EXIT
+    for _ in $(seq 100); do [ -s "$work/nbdkit.pid" ] && break; sleep 0.1; done
+    uri="nbd+unix:///?socket=$work/nbd.sock"
+    vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --disk "$uri,serial=nbd-disk" --cmdline "test_action=blk"
+    expect_rc 0
+    expect_out "hyper-test-init: blk read: hello from the host"
+    expect_out "hyper-test-init: blk wrote guest.txt"
+    [ "$(debugfs -R 'cat /guest.txt' "$work/disk.img" 2>/dev/null)" = "written by the guest" ] ||
+      fail "the guest's file is not in the exported image"
+    "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --disk "$uri" \
+      --cmdline "test_action=blk test_hold=2" >"$work/out" 2>"$work/err" &
+    vmm_pid=$!
+    wait_for_out "hyper-test-init: blk synced, holding" || fail "the guest never held the disk: $(tail -n 5 "$work/out")"
+    kill -USR1 "$vmm_pid"
+    for _ in $(seq 50); do grep -q "NBD $uri: connected" "$work/err" && break; sleep 0.1; done
+    expect_err "NBD $uri: connected"
+    { kill -9 "$nbd_pid"; wait "$nbd_pid"; } 2>/dev/null
+    # the guest writes and fsyncs every 200 ms: the next write finds the server gone
+    wait_for_out "hyper-test-init: blk write failed" ||
+      fail "the guest's writes did not fail once the server was gone: $(tail -n 5 "$work/out")"
+    expect_err "disk $uri: the connection to the NBD server was lost"
+    expect_err "the guest's requests to this disk now fail"
+    kill -USR1 "$vmm_pid"
+    for _ in $(seq 50); do grep -q "server given up" "$work/err" && break; sleep 0.1; done
+    expect_err "NBD $uri: server given up"
+    kill -0 "$vmm_pid" 2>/dev/null || fail "hyper-vmm ended when its NBD server died"
+    kill -TERM "$vmm_pid"
+    wait_vmm
+    expect_rc 143
     ;;
   net)  # virtio-net: in a network namespace of its own, the guest's eth0 (10.0.2.15) reaches
         # a TCP echo server on the host end of a tap (10.0.2.1) and verifies 4 MiB echoed back
@@ -222,6 +298,62 @@ case $case in
     expect_rc 7
     expect_out "hyper-test-init: exit 7"
     ;;
+  virtiofs)  # virtio-fs through Debian's virtiofsd: the guest mounts the host's directory,
+             # reads the host's file, writes one the host then finds, and sees what the
+             # host changed after the mount; then it resets the device (driver unbind and
+             # bind) and mounts again. The VMM's seccomp filters stay on throughout.
+    share=$(mktemp -d /tmp/hyper-virtiofs-XXXXXX)
+    trap 'kill "$fsd_pid" 2>/dev/null; rm -rf "$work" "$share"' EXIT
+    echo "hello from the host" >"$share/hello.txt"
+    start_virtiofsd "$share"
+    "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --fs "$fs_sock,tag=hostshare" \
+      --cmdline "test_action=virtiofs test_fs_tag=hostshare test_fs_rebind=1" >"$work/out" 2>"$work/err" &
+    vmm_pid=$!
+    wait_for_out "virtiofs wrote guest.txt" || fail "the guest wrote no file on the share"
+    [ "$(cat "$share/guest.txt" 2>/dev/null)" = "written by the guest" ] ||
+      fail "the guest's file is not in the host's directory: '$(cat "$share/guest.txt" 2>&1)'"
+    kill -USR1 "$vmm_pid" 2>/dev/null
+    echo "changed by the host" >"$share/hello.txt"
+    echo "created by the host after the mount" >"$share/late.txt"
+    wait_vmm
+    expect_rc 0
+    expect_err "virtio-fs hostshare: vhost-user back-end $fs_sock"
+    expect_out "hyper-test-init: virtiofs mounted hostshare"
+    expect_out "hyper-test-init: virtiofs read: hello from the host"
+    expect_out "hyper-test-init: virtiofs late: created by the host after the mount"
+    expect_out "hyper-test-init: virtiofs reread: changed by the host"
+    expect_out "hyper-test-init: virtiofs umount: ok"
+    # the driver's reset stopped the rings (GET_VRING_BASE) and its next probe started them again
+    expect_out "hyper-test-init: virtiofs after reset: changed by the host"
+    grep -E -q "device type 26: status 0xf, .*back-end $fs_sock connected, 1 activation\(s\); active" "$work/err" ||
+      fail "no state line for the virtio-fs device"
+    # virtiofsd ends when its front-end hangs up
+    for _ in $(seq 100); do kill -0 "$fsd_pid" 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 "$fsd_pid" 2>/dev/null || fail "virtiofsd still runs after the VMM exited"
+    ;;
+  virtiofs-dies)  # the back-end is killed while the guest uses the share: the VMM logs it,
+                  # reports the device as needing a reset, and runs on until stopped
+    share=$(mktemp -d /tmp/hyper-virtiofs-XXXXXX)
+    trap 'kill "$fsd_pid" 2>/dev/null; rm -rf "$work" "$share"' EXIT
+    echo "hello from the host" >"$share/hello.txt"
+    start_virtiofsd "$share"
+    "$vmm" --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --fs "$fs_sock,tag=hostshare" \
+      --cmdline "test_action=virtiofs test_fs_tag=hostshare" >"$work/out" 2>"$work/err" &
+    vmm_pid=$!
+    wait_for_out "virtiofs wrote guest.txt" || fail "the guest wrote no file on the share"
+    { kill -9 "$fsd_pid"; wait "$fsd_pid"; } 2>/dev/null
+    for _ in $(seq 100); do grep -q "back-end hung up" "$work/err" && break; sleep 0.1; done
+    expect_err "virtio-fs hostshare: the vhost-user back-end hung up; the device needs a reset"
+    sleep 1
+    kill -0 "$vmm_pid" 2>/dev/null || fail "hyper-vmm ended when its back-end died"
+    kill -USR1 "$vmm_pid"
+    for _ in $(seq 50); do grep -q "device type 26" "$work/err" && break; sleep 0.1; done
+    grep -E -q "device type 26: status 0x4f, .*back-end $fs_sock gone" "$work/err" ||
+      fail "the device does not report DEVICE_NEEDS_RESET with its back-end gone"
+    kill -TERM "$vmm_pid"
+    wait_vmm
+    expect_rc 143
+    ;;
   panic)  # a kernel panic ends the VMM non-zero and shows the console tail
     vmm --kernel "$kernel_dir/vmlinux" --initrd "$initrd" --cmdline "test_action=panic"
     expect_rc 1
@@ -259,6 +391,12 @@ case $case in
     vmm --kernel "$kernel_dir/vmlinux" --disk "$work/empty.img"
     expect_rc 2
     expect_err "smaller than one sector"
+    vmm --kernel "$kernel_dir/vmlinux" --disk "http://127.0.0.1/disk.img"
+    expect_rc 2
+    expect_err "not a disk hyper-vmm can open"
+    vmm --kernel "$kernel_dir/vmlinux" --disk "nbd+unix:///?socket=$work/no-nbd.sock"
+    expect_rc 2
+    expect_err "connect to nbd+unix:///?socket=$work/no-nbd.sock"
     vmm --kernel "$kernel_dir/vmlinux" --net mac=02:00:00:00:00:01
     expect_rc 2
     expect_err "tap=NAME is required"
@@ -278,6 +416,18 @@ case $case in
     vmm --kernel "$kernel_dir/vmlinux" --vsock cid=3
     expect_rc 2
     expect_err "needs cid=N"
+    vmm --kernel "$kernel_dir/vmlinux" --fs "$work/no-such.sock,tag=share"
+    expect_rc 2
+    expect_err "virtio-fs share ($work/no-such.sock): vhost-user socket $work/no-such.sock: No such file or directory"
+    vmm --kernel "$kernel_dir/vmlinux" --fs "$work/file,tag=share"
+    expect_rc 2
+    expect_err "is not a socket"
+    vmm --kernel "$kernel_dir/vmlinux" --fs "$work/v.sock,tag=$(printf 'x%.0s' {1..37})"
+    expect_rc 2
+    expect_err "must be 1 to 36 bytes (it has 37)"
+    vmm --kernel "$kernel_dir/vmlinux" --fs "$work/v.sock"
+    expect_rc 2
+    expect_err "tag=TAG is required"
     ;;
   *)
     echo "unknown case '$case'" >&2

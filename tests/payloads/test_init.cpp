@@ -2,6 +2,7 @@
 // on, and exits through the guest-exit port. Parameters arrive as environment
 // variables from the kernel command line (test_action=..., test_exit=...).
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <net/if.h>
@@ -22,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -104,7 +106,9 @@ bool format_disk() {
 
 // Mounts /dev/vda (ext4; formatted first with test_format=1), prints /mnt/hello.txt,
 // writes /mnt/guest.txt durably, unmounts. With test_hold=1 it stops after the fsync and
-// waits there, for the host to kill the VMM.
+// waits there, for the host to kill the VMM; with test_hold=2 it then goes on writing and
+// fsyncing a block every 200 ms until that fails (a network disk's server went away),
+// prints the error and waits.
 void exercise_disk() {
   if (env_number("test_format", 0) == 1) {
     if (!format_disk()) {
@@ -135,8 +139,13 @@ void exercise_disk() {
     std::printf("hyper-test-init: blk write failed: %s\n", std::strerror(errno));
   } else {
     std::printf("hyper-test-init: blk wrote guest.txt\n");
-    if (env_number("test_hold", 0) == 1) {
+    const uint64_t hold = env_number("test_hold", 0);
+    if (hold == 1 || hold == 2) {
       std::printf("hyper-test-init: blk synced, holding\n");
+      flush_console();
+      const char block[4096] = {};
+      while (hold == 2 && ::pwrite(fd, block, sizeof block, 0) == sizeof block && ::fsync(fd) == 0) ::usleep(200 * 1000);
+      if (hold == 2) std::printf("hyper-test-init: blk write failed: %s\n", std::strerror(errno));
       flush_console();
       for (;;) ::pause();
     }
@@ -146,6 +155,77 @@ void exercise_disk() {
   ::sync();
 }
 
+// The first line of `path` without its newline, or "" when it cannot be read.
+std::string first_line(const char* path) {
+  char text[128] = {};
+  if (FILE* f = std::fopen(path, "r")) {
+    if (!std::fgets(text, sizeof text, f)) text[0] = '\0';
+    std::fclose(f);
+  }
+  text[std::strcspn(text, "\n")] = '\0';
+  return text;
+}
+
+// Writes `text` to the sysfs file `path`; false when it cannot.
+bool write_sysfs(const char* path, const char* text) {
+  const int fd = ::open(path, O_WRONLY);
+  const bool ok = fd >= 0 && ::write(fd, text, std::strlen(text)) == static_cast<ssize_t>(std::strlen(text));
+  if (fd >= 0) ::close(fd);
+  return ok;
+}
+
+// Unbinds the virtio-fs driver from its device (the driver resets it: the VMM stops the
+// back-end's rings), binds it again (a new activation) and reads hello.txt once more.
+void rebind_virtiofs(const char* tag) {
+  ::mkdir("/sys", 0555);
+  ::mount("sysfs", "/sys", "sysfs", 0, nullptr);
+  const char* const driver = "/sys/bus/virtio/drivers/virtiofs";
+  char device[32] = {};
+  for (int i = 0; i < 8 && !device[0]; ++i) {
+    char link[96];
+    std::snprintf(link, sizeof link, "%s/virtio%d", driver, i);
+    struct stat st {};
+    if (::lstat(link, &st) == 0) std::snprintf(device, sizeof device, "virtio%d", i);
+  }
+  const bool rebound = device[0] && write_sysfs("/sys/bus/virtio/drivers/virtiofs/unbind", device) &&
+                       write_sysfs("/sys/bus/virtio/drivers/virtiofs/bind", device);
+  if (!rebound || ::mount(tag, "/mnt", "virtiofs", 0, nullptr) != 0) {
+    std::printf("hyper-test-init: virtiofs rebind failed (%s): %s\n", device, std::strerror(errno));
+    return;
+  }
+  std::printf("hyper-test-init: virtiofs after reset: %s\n", first_line("/mnt/hello.txt").c_str());
+  ::umount("/mnt");
+}
+
+// Mounts virtio-fs tag test_fs_tag on /mnt, prints hello.txt, writes guest.txt durably,
+// then waits (up to 60 s) for the host to create late.txt after the mount and prints it
+// and hello.txt once more: what the host changed meanwhile must be visible.
+void exercise_virtiofs() {
+  const char* tag = std::getenv("test_fs_tag");
+  if (!tag) tag = "hostshare";
+  ::mkdir("/mnt", 0755);
+  if (::mount(tag, "/mnt", "virtiofs", 0, nullptr) != 0) {
+    std::printf("hyper-test-init: virtiofs mount failed: %s\n", std::strerror(errno));
+    return;
+  }
+  std::printf("hyper-test-init: virtiofs mounted %s\n", tag);
+  std::printf("hyper-test-init: virtiofs read: %s\n", first_line("/mnt/hello.txt").c_str());
+  const int fd = ::open("/mnt/guest.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const char message[] = "written by the guest\n";
+  if (fd < 0 || ::write(fd, message, sizeof message - 1) != sizeof message - 1 || ::fsync(fd) != 0) {
+    std::printf("hyper-test-init: virtiofs write failed: %s\n", std::strerror(errno));
+  } else {
+    std::printf("hyper-test-init: virtiofs wrote guest.txt\n");
+  }
+  if (fd >= 0) ::close(fd);
+  flush_console();
+  struct stat st {};
+  for (int i = 0; i < 600 && ::stat("/mnt/late.txt", &st) != 0; ++i) ::usleep(100 * 1000);
+  std::printf("hyper-test-init: virtiofs late: %s\n", first_line("/mnt/late.txt").c_str());
+  std::printf("hyper-test-init: virtiofs reread: %s\n", first_line("/mnt/hello.txt").c_str());
+  std::printf("hyper-test-init: virtiofs umount: %s\n", ::umount("/mnt") == 0 ? "ok" : std::strerror(errno));
+  if (env_number("test_fs_rebind", 0) == 1) rebind_virtiofs(tag);
+}
 
 void report_echo(const char* what, const char* metric, const hyper::testing::EchoResult& r) {
   if (!r.ok) {
@@ -321,6 +401,71 @@ void benchmark_disk() {
   ::close(fd);
 }
 
+// Counts and stats every entry below `dir` (a walk as find(1) or ls -lR makes one).
+uint64_t stat_tree(const std::string& dir) {
+  uint64_t entries = 0;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    const std::string path = dir + "/" + e->d_name;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) continue;
+    ++entries;
+    if (S_ISDIR(st.st_mode)) entries += stat_tree(path);
+  }
+  ::closedir(d);
+  return entries;
+}
+
+// File-heavy work on a file system the host prepared with /bench.tar on it: mounts it
+// (test_fs=virtiofs: the tag test_fs_tag; test_fs=ext4: /dev/vda), untars the archive
+// with busybox tar, syncs, then stats every entry twice (cold after a drop of the
+// guest's caches, then warm). Prints rates (above 1 in a ratio: faster).
+void benchmark_files() {
+  using hyper::testing::seconds_now;
+  const std::string fs = std::getenv("test_fs") ? std::getenv("test_fs") : "ext4";
+  const char* tag = std::getenv("test_fs_tag") ? std::getenv("test_fs_tag") : "hostshare";
+  ::mkdir("/mnt", 0755);
+  const int mounted = fs == "virtiofs" ? ::mount(tag, "/mnt", "virtiofs", 0, nullptr)
+                                       : ::mount("/dev/vda", "/mnt", "ext4", 0, nullptr);
+  if (mounted != 0) {
+    std::printf("hyper-test-init: filebench cannot mount %s: %s\n", fs.c_str(), std::strerror(errno));
+    return;
+  }
+  double start = seconds_now();
+  ::mkdir("/mnt/tree", 0755);
+  std::fflush(stdout);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::execl("/bin/busybox", "tar", "-xf", "/mnt/bench.tar", "-C", "/mnt/tree", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::printf("hyper-test-init: filebench: tar failed (status %d)\n", status);
+    return;
+  }
+  ::sync();
+  const double untar_s = seconds_now() - start;
+  ::mkdir("/proc", 0555);
+  ::mount("proc", "/proc", "proc", 0, nullptr);
+  const bool dropped = write_sysfs("/proc/sys/vm/drop_caches", "3");
+  start = seconds_now();
+  const uint64_t entries = stat_tree("/mnt/tree");
+  const double cold_s = seconds_now() - start;
+  start = seconds_now();
+  const uint64_t again = stat_tree("/mnt/tree");
+  const double warm_s = seconds_now() - start;
+  std::printf("hyper-test-init: filebench %s: %llu entries%s\n", fs.c_str(), static_cast<unsigned long long>(entries),
+              dropped ? "" : " (no drop_caches: the cold walk found warm caches)");
+  if (entries == 0 || again != entries) return;
+  std::printf("hyper-test-init: metrics untar_entries_per_s=%.0f stat_cold_entries_per_s=%.0f stat_warm_entries_per_s=%.0f\n",
+              static_cast<double>(entries) / untar_s, static_cast<double>(entries) / cold_s,
+              static_cast<double>(entries) / warm_s);
+  ::umount("/mnt");
+}
+
 }  // namespace
 
 int main() {
@@ -336,10 +481,14 @@ int main() {
     exercise_disk();
   } else if (action && std::strcmp(action, "blkbench") == 0) {
     benchmark_disk();
+  } else if (action && std::strcmp(action, "filebench") == 0) {
+    benchmark_files();
   } else if (action && std::strcmp(action, "net") == 0) {
     exercise_network();
   } else if (action && std::strcmp(action, "vsock") == 0) {
     exercise_vsock();
+  } else if (action && std::strcmp(action, "virtiofs") == 0) {
+    exercise_virtiofs();
   } else if (action && std::strcmp(action, "rng") == 0) {
     report_hwrng();
   } else if (action && std::strcmp(action, "panic") == 0) {

@@ -1,7 +1,13 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "vmm/guest_memory.hpp"
@@ -62,4 +68,88 @@ TEST_CASE("guest memory: x86 layout splits RAM around the MMIO hole") {
   CHECK(big[0].size == layout::kMmioHoleStart);
   CHECK(big[1].gpa == layout::kRamAbove4gStart);
   CHECK(big[0].size + big[1].size == 6ULL << 30);
+}
+
+namespace {
+
+GuestMemory shared_regions() {
+  const RegionSpec specs[] = {{0, 0x400000}, {0x1000000, 0x200000}};
+  auto mem = GuestMemory::create(specs, false, MemoryBacking::shared_memfd);
+  REQUIRE(mem.ok());
+  return std::move(mem).value();
+}
+
+// A second mapping of a region's memfd, as a vhost-user back-end makes it.
+struct OtherView {
+  OtherView(int fd, size_t bytes) : size(bytes) {
+    p = static_cast<uint8_t*>(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+  }
+  ~OtherView() { ::munmap(p, size); }
+  uint8_t* p;
+  size_t size;
+};
+
+}  // namespace
+
+TEST_CASE("guest memory: anonymous by default, with no fd to share") {
+  auto mem = two_regions();
+  CHECK_FALSE(mem.shareable());
+  for (const auto& r : mem.regions()) CHECK_FALSE(r.fd.valid());
+}
+
+TEST_CASE("guest memory: shared mode backs each region with a sealed memfd another mapping sees") {
+  auto mem = shared_regions();
+  REQUIRE(mem.shareable());
+  REQUIRE(mem.regions().size() == 2);
+  for (const auto& r : mem.regions()) {
+    REQUIRE(r.fd.valid());
+    CHECK(r.fd_offset == 0);
+    struct stat st {};
+    REQUIRE(::fstat(r.fd.get(), &st) == 0);
+    CHECK(static_cast<uint64_t>(st.st_size) == r.size());
+    CHECK(reinterpret_cast<uintptr_t>(r.mapping.data()) % (2 << 20) == 0);  // room for huge pages
+    const int seals = ::fcntl(r.fd.get(), F_GET_SEALS);
+    CHECK((seals & F_SEAL_SHRINK));
+    CHECK((seals & F_SEAL_GROW));
+    CHECK((seals & F_SEAL_SEAL));
+    CHECK(::ftruncate(r.fd.get(), 4096) == -1);  // a back-end cannot pull pages from under us
+    CHECK((::fcntl(r.fd.get(), F_GETFD) & FD_CLOEXEC));
+  }
+  const auto& high = mem.regions()[1];
+  OtherView view(high.fd.get(), high.size());
+  REQUIRE(mem.write_obj<uint64_t>(0x1000010, 0x1122334455667788ULL).ok());
+  uint64_t seen;
+  std::memcpy(&seen, view.p + 0x10, sizeof seen);
+  CHECK(seen == 0x1122334455667788ULL);
+  view.p[0x1fffff] = 0x7e;
+  CHECK(mem.read_obj<uint8_t>(0x11fffff).value() == 0x7e);
+  // The bounds-checked API is the same in both modes.
+  CHECK(mem.read_obj<uint32_t>(0x11ffffe).error().code == Errc::out_of_bounds);
+  CHECK_FALSE(mem.contains(0x400000, 1));
+}
+
+TEST_CASE("guest memory: a file loaded into shared memory is copied, so the other mapping sees it too") {
+  char path[] = "/tmp/hyper-guest-memory-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::unlink(path);
+  const std::string content(3 * 4096 + 100, 'k');
+  REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+
+  auto mem = shared_regions();
+  REQUIRE(mem.load_from_fd(0x100000, fd, 0, content.size()).ok());
+  OtherView view(mem.regions()[0].fd.get(), mem.regions()[0].size());
+  CHECK(std::memcmp(view.p + 0x100000, content.data(), content.size()) == 0);
+  // Changing the file afterwards changes nothing: the bytes were copied, not mapped.
+  REQUIRE(::pwrite(fd, "X", 1, 0) == 1);
+  CHECK(mem.read_obj<char>(0x100000).value() == 'k');
+
+  // Anonymous memory still takes the file copy-on-write and clears the tail of its last page.
+  auto anonymous = two_regions();
+  REQUIRE(anonymous.fill(0, 0x4000, 0xee).ok());
+  REQUIRE(anonymous.load_from_fd(0, fd, 0, content.size()).ok());
+  CHECK(anonymous.read_obj<char>(0).value() == 'X');
+  CHECK(anonymous.read_obj<uint8_t>(content.size()).value() == 0);
+  ::close(fd);
 }

@@ -51,7 +51,7 @@ std::string drain(int fd) {
 
 // Runs `body` in a child whose calling thread carries `kind`'s filter (named "test-thread").
 // The child exits with what `body` returns, 0 meaning every allowed call worked.
-ChildEnd run_confined(ThreadKind kind, const std::function<int()>& body) {
+ChildEnd run_confined(ThreadKind kind, const std::function<int()>& body, const seccomp::Grants& grants = {}) {
   int err[2], report[2];
   REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(report, O_CLOEXEC) == 0);
@@ -59,7 +59,7 @@ ChildEnd run_confined(ThreadKind kind, const std::function<int()>& body) {
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::dup2(err[1], STDERR_FILENO);
-    auto filter = seccomp::Filter::compile(kind, report[1]);
+    auto filter = seccomp::Filter::compile(kind, report[1], grants);
     if (!filter.ok()) _exit(200);
     if (!filter->apply("test-thread").ok()) _exit(201);
     _exit(body());
@@ -116,8 +116,8 @@ int do_execve() {
 
 int unix_socket() { return ::socket(AF_UNIX, SOCK_STREAM, 0) >= 0 ? 98 : 97; }
 
-bool listed(ThreadKind kind, long nr) {
-  const auto calls = seccomp::allowed_syscalls(kind);
+bool listed(ThreadKind kind, long nr, const seccomp::Grants& grants = {}) {
+  const auto calls = seccomp::allowed_syscalls(kind, grants);
   return std::find(calls.begin(), calls.end(), nr) != calls.end();
 }
 
@@ -228,6 +228,87 @@ TEST_CASE("seccomp: a vCPU thread may run KVM and touch memory, nothing more") {
                                   }),
                      "18 (pwrite64)");
   }
+}
+
+TEST_CASE("seccomp: a vCPU thread may talk to a vhost-user back-end on its socket, and on no other") {
+  const IgnoreUsr1 usr1;
+  int pair[2], other[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, other) == 0);
+  const seccomp::Grants grants{.vhost_user_sockets = {pair[0]}, .disk_sockets = {}};
+  const auto send_one = [](int fd) {
+    char byte = 'q';
+    iovec iov{&byte, 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    return ::sendmsg(fd, &msg, MSG_NOSIGNAL) == 1;
+  };
+  CHECK_FALSE(listed(ThreadKind::vcpu, SYS_sendmsg));  // not without a back-end
+  for (long nr : {SYS_sendmsg, SYS_recvmsg, SYS_shutdown}) CHECK(listed(ThreadKind::vcpu, nr, grants));
+  CHECK_FALSE(listed(ThreadKind::vcpu, SYS_socket, grants));
+  CHECK_FALSE(listed(ThreadKind::vcpu, SYS_connect, grants));
+  SUBCASE("on its socket: a request, the reply, the shutdown after a bad one") {
+    const ChildEnd end = run_confined(ThreadKind::vcpu, [&] {
+      if (int rc = common_calls_work()) return rc;
+      if (!send_one(pair[0])) return 70;
+      char byte = 0;
+      if (::read(pair[1], &byte, 1) != 1 || ::write(pair[1], "r", 1) != 1) return 71;
+      iovec iov{&byte, 1};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      if (::recvmsg(pair[0], &msg, MSG_CMSG_CLOEXEC) != 1 || byte != 'r') return 72;
+      if (::shutdown(pair[0], SHUT_RDWR) != 0) return 73;
+      return 0;
+    }, grants);
+    CHECK(end.stderr_text == "");
+    CHECK(end.status == 0);
+  }
+  SUBCASE("another socket") {
+    expect_violation(run_confined(ThreadKind::vcpu, [&] { return send_one(other[0]) ? 82 : 81; }, grants),
+                     "46 (sendmsg)");
+  }
+  SUBCASE("without the grant") {
+    expect_violation(run_confined(ThreadKind::vcpu, [&] { return send_one(pair[0]) ? 80 : 79; }), "46 (sendmsg)");
+  }
+  for (int fd : {pair[0], pair[1], other[0], other[1]}) ::close(fd);
+}
+
+TEST_CASE("seccomp: a disk's I/O thread may talk to its NBD server on that connection, and on no other") {
+  const IgnoreUsr1 usr1;
+  int pair[2], other[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, other) == 0);
+  const seccomp::Grants grants{.vhost_user_sockets = {}, .disk_sockets = {pair[0]}};
+  CHECK_FALSE(listed(ThreadKind::io, SYS_sendto));  // not without a network disk
+  CHECK_FALSE(listed(ThreadKind::io, SYS_poll));
+  for (long nr : {SYS_sendto, SYS_recvfrom, SYS_sendmsg, SYS_recvmsg, SYS_shutdown, SYS_poll})
+    CHECK(listed(ThreadKind::io, nr, grants));
+  CHECK_FALSE(listed(ThreadKind::io, SYS_socket, grants));
+  CHECK_FALSE(listed(ThreadKind::io, SYS_connect, grants));
+  CHECK_FALSE(listed(ThreadKind::vcpu, SYS_sendto, grants));
+  SUBCASE("on its connection: libnbd's calls") {
+    const ChildEnd end = run_confined(ThreadKind::io, [&] {
+      if (int rc = common_calls_work()) return rc;
+      if (::send(pair[0], "q", 1, MSG_NOSIGNAL) != 1) return 60;
+      char byte = 0;
+      if (::read(pair[1], &byte, 1) != 1 || ::write(pair[1], "r", 1) != 1) return 61;
+      pollfd p{pair[0], POLLIN, 0};
+      if (::poll(&p, 1, 1000) != 1) return 62;
+      if (::recv(pair[0], &byte, 1, 0) != 1 || byte != 'r') return 63;
+      if (::shutdown(pair[0], SHUT_RDWR) != 0) return 64;
+      return 0;
+    }, grants);
+    CHECK(end.stderr_text == "");
+    CHECK(end.status == 0);
+  }
+  SUBCASE("another socket") {
+    expect_violation(run_confined(ThreadKind::io, [&] { return ::send(other[0], "q", 1, MSG_NOSIGNAL) == 1 ? 66 : 65; },
+                                  grants),
+                     "44 (sendto)");
+  }
+  for (int fd : {pair[0], pair[1], other[0], other[1]}) ::close(fd);
 }
 
 TEST_CASE("seccomp: the event loop may serve devices and vsock's Unix sockets") {
