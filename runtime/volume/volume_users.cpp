@@ -58,6 +58,8 @@ std::vector<Container> containers_using(const std::vector<Container>& containers
 Status ensure_volumes(const VolumeStore& store, std::vector<Mount>& mounts) {
   for (auto& mount : mounts) {
     if (mount.type != MountType::volume) continue;
+    // A volume that exists is used as it is, whatever its driver (docker run -v NAME:/p).
+    if (!mount.source.empty() && store.find(mount.source).ok()) continue;
     VolumeRequest request;
     if (mount.anonymous && mount.source.empty()) request.anonymous = true;
     else request.name = mount.source;

@@ -172,7 +172,7 @@ case $group in
     step=snapshot-refused; h volume snapshot create remote; expect_rc 125; expect_err "NBD server"
     step=server-gone; h run -d --name n1 -v remote:/r busybox sh -c 'sleep 600'; expect_rc 0
     wait_for running n1 || fail "n1 did not start"
-    kill "$server"; wait "$server" 2>/dev/null
+    kill -9 "$server"; wait "$server" 2>/dev/null
     h exec n1 sh -c 'dd if=/dev/zero of=/r/big bs=1M count=8 conv=fsync'
     [ "$rc" -ne 0 ] || fail "writes to a vanished NBD server succeeded"
     running n1 || fail "the VMM died when its NBD server went away"
