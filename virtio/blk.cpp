@@ -74,6 +74,14 @@ uint32_t Blk::serve(const GuestMemory& memory, const DescriptorChain& chain) {
   return data_in + 1;
 }
 
+bool Blk::gather(const GuestMemory& memory, const std::vector<Buffer>& chain, uint64_t skip, uint64_t len) {
+  buffers_.clear();
+  return for_each_piece(memory, chain, skip, len, [&](std::span<uint8_t> piece) {
+    buffers_.push_back({piece.data(), piece.size()});
+    return true;
+  });
+}
+
 uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, uint32_t& data_in) {
   RequestHeader header{};
   if (!copy_from_buffers(memory, chain.readable, 0, {reinterpret_cast<uint8_t*>(&header), sizeof header}))
@@ -84,17 +92,11 @@ uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, ui
     return bytes % kSectorSize == 0 && bytes <= kMaxRequestBytes && header.sector <= sectors_ &&
            bytes / kSectorSize <= sectors_ - header.sector;
   };
-  uint64_t offset = header.sector * kSectorSize;
+  const uint64_t offset = header.sector * kSectorSize;
   switch (header.type) {
     case kTypeIn: {
       if (!in_range(writable_data)) return kStatusIoErr;
-      const bool started = for_each_piece(memory, chain.writable, 0, writable_data, [&](std::span<uint8_t> p) {
-        const bool ok = backend_->start_read(p, offset);
-        offset += p.size();
-        return ok;
-      });
-      // Always: what did start may still be writing into the guest's buffers.
-      if (!backend_->finish() || !started) return kStatusIoErr;
+      if (!gather(memory, chain.writable, 0, writable_data) || !backend_->read(buffers_, offset)) return kStatusIoErr;
       data_in = static_cast<uint32_t>(writable_data);
       return kStatusOk;
     }
@@ -102,12 +104,8 @@ uint8_t Blk::execute(const GuestMemory& memory, const DescriptorChain& chain, ui
       if (options_.read_only) return kStatusIoErr;
       const uint64_t bytes = chain.readable_bytes() - sizeof header;
       if (!in_range(bytes)) return kStatusIoErr;
-      const bool started = for_each_piece(memory, chain.readable, sizeof header, bytes, [&](std::span<uint8_t> p) {
-        const bool ok = backend_->start_write(p, offset);
-        offset += p.size();
-        return ok;
-      });
-      return backend_->finish() && started ? kStatusOk : kStatusIoErr;
+      if (!gather(memory, chain.readable, sizeof header, bytes) || !backend_->write(buffers_, offset)) return kStatusIoErr;
+      return kStatusOk;
     }
     case kTypeFlush:
       return backend_->flush() ? kStatusOk : kStatusIoErr;

@@ -49,10 +49,15 @@ class Blk final : public VirtioDevice {
 
  private:
   Blk(std::unique_ptr<BlockBackend> backend, uint64_t sectors, BlkOptions options)
-      : backend_(std::move(backend)), sectors_(sectors), options_(std::move(options)) {}
+      : backend_(std::move(backend)), sectors_(sectors), options_(std::move(options)) {
+    buffers_.reserve(kMaxSegments + 2);
+  }
   uint8_t execute(const GuestMemory& memory, const DescriptorChain& chain, uint32_t& data_in);
+  // Host views of `len` bytes of the chain's buffers from byte `skip` on, into buffers_.
+  bool gather(const GuestMemory& memory, const std::vector<Buffer>& chain, uint64_t skip, uint64_t len);
 
   std::unique_ptr<BlockBackend> backend_;
+  std::vector<iovec> buffers_;  // the request being served (one at a time, in queue order)
   uint64_t sectors_;
   BlkOptions options_;
   ActivationSlot slot_;

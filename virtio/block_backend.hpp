@@ -1,9 +1,10 @@
 // Where a virtio-blk disk's bytes live: a raw image file, or an export on an NBD server.
-// The device parses and bounds requests; a backend only moves bytes between guest memory
-// and its store. A backend may complete a transfer later than start_*() returns (NBD
-// pipelines a request's segments), so the device calls finish() after every request:
-// until then the guest buffers it named stay in use.
+// The device parses and bounds requests; a backend only moves one request's bytes between
+// guest memory (the request's buffers, in order) and its store, in one go: a file takes
+// them in one preadv/pwritev, an NBD server in one command.
 #pragma once
+
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <memory>
@@ -25,11 +26,10 @@ class BlockBackend {
   // once they complete (no VIRTIO_BLK_F_FLUSH), which is what such a store promises.
   [[nodiscard]] virtual bool can_flush() const = 0;
 
-  // Each returns false when the transfer failed or could not start.
-  [[nodiscard]] virtual bool start_read(std::span<uint8_t> into, uint64_t offset) = 0;
-  [[nodiscard]] virtual bool start_write(std::span<const uint8_t> from, uint64_t offset) = 0;
-  // Waits for every transfer started since the last finish(); false if any failed.
-  [[nodiscard]] virtual bool finish() = 0;
+  // Fills the buffers from the disk at `offset` on; false on any failure.
+  [[nodiscard]] virtual bool read(std::span<const iovec> buffers, uint64_t offset) = 0;
+  // Writes the buffers to the disk at `offset` on; false on any failure.
+  [[nodiscard]] virtual bool write(std::span<const iovec> buffers, uint64_t offset) = 0;
   // Makes completed writes durable.
   [[nodiscard]] virtual bool flush() = 0;
 

@@ -1,15 +1,18 @@
-// An export on an NBD server behind a virtio-blk disk, through libnbd's asynchronous API:
-// a request's segments go out back to back (pipelined, straight from and into guest
-// memory), then finish() waits for all their replies within the network timeout.
+// An export on an NBD server behind a virtio-blk disk, through libnbd: one NBD command per
+// guest request, straight into guest memory when the request has one buffer, through a
+// bounce buffer when it has several (one round trip beats one per segment: measured, a
+// 1 MiB request in 16 commands of 64 KiB ran at a third of QEMU's NBD client's speed).
 //
-// When the server goes away (the connection closes or breaks) or stops answering, the
-// disk gives it up for good: the connection is shut down, the guest's requests fail with
-// VIRTIO_BLK_S_IOERR from then on, and the VMM and its other devices go on. Once given
-// up, libnbd is not called again, so no late reply can reach guest memory.
+// When the server goes away (the connection closes or breaks) or leaves a request
+// unanswered for the network timeout, the disk gives it up for good: the connection is
+// shut down, the guest's requests fail with VIRTIO_BLK_S_IOERR from then on, and the VMM
+// and its other devices go on. Once given up, libnbd is not called again, so no late
+// reply can reach guest memory.
 #include <libnbd.h>
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 
 #include "virtio/block_backend.hpp"
@@ -23,6 +26,7 @@ class NbdBackend final : public BlockBackend {
   NbdBackend(NbdHandle handle, const BlkOptions& options)
       : handle_(std::move(handle)),
         uri_(options.path),
+        what_("disk " + options.path),
         timeout_ms_(options.network_timeout_ms),
         log_(options.log),
         size_(static_cast<uint64_t>(nbd_get_size(handle_.get()))),
@@ -32,19 +36,32 @@ class NbdBackend final : public BlockBackend {
   uint64_t size_bytes() const override { return size_; }
   bool can_flush() const override { return can_flush_; }
 
-  bool start_read(std::span<uint8_t> into, uint64_t offset) override {
+  bool read(std::span<const iovec> buffers, uint64_t offset) override {
     if (gone_.load()) return false;
-    return track(nbd_aio_pread(handle_.get(), into.data(), into.size(), offset, NBD_NULL_COMPLETION, 0));
+    if (buffers.size() == 1)
+      return complete(nbd_aio_pread(handle_.get(), buffers[0].iov_base, buffers[0].iov_len, offset, NBD_NULL_COMPLETION, 0));
+    const std::span<uint8_t> bounce = bounce_for(buffers);
+    if (!complete(nbd_aio_pread(handle_.get(), bounce.data(), bounce.size(), offset, NBD_NULL_COMPLETION, 0))) return false;
+    const uint8_t* from = bounce.data();
+    for (const iovec& b : buffers) {
+      std::memcpy(b.iov_base, from, b.iov_len);
+      from += b.iov_len;
+    }
+    return true;
   }
-  bool start_write(std::span<const uint8_t> from, uint64_t offset) override {
+  bool write(std::span<const iovec> buffers, uint64_t offset) override {
     if (gone_.load()) return false;
-    return track(nbd_aio_pwrite(handle_.get(), from.data(), from.size(), offset, NBD_NULL_COMPLETION, 0));
+    if (buffers.size() == 1)
+      return complete(nbd_aio_pwrite(handle_.get(), buffers[0].iov_base, buffers[0].iov_len, offset, NBD_NULL_COMPLETION, 0));
+    const std::span<uint8_t> bounce = bounce_for(buffers);
+    uint8_t* to = bounce.data();
+    for (const iovec& b : buffers) {
+      std::memcpy(to, b.iov_base, b.iov_len);
+      to += b.iov_len;
+    }
+    return complete(nbd_aio_pwrite(handle_.get(), bounce.data(), bounce.size(), offset, NBD_NULL_COMPLETION, 0));
   }
-  bool flush() override {
-    const bool started = !gone_.load() && track(nbd_aio_flush(handle_.get(), NBD_NULL_COMPLETION, 0));
-    return finish() && started;
-  }
-  bool finish() override;
+  bool flush() override { return !gone_.load() && complete(nbd_aio_flush(handle_.get(), NBD_NULL_COMPLETION, 0)); }
 
   std::vector<int> sockets() const override { return {socket_}; }
   std::string describe() const override {
@@ -52,10 +69,15 @@ class NbdBackend final : public BlockBackend {
   }
 
  private:
-  bool track(int64_t cookie) {
-    if (cookie < 0) return false;
-    cookies_.push_back(static_cast<uint64_t>(cookie));
-    return true;
+  // Waits for the command `cookie` (negative: it could not be issued) within the timeout.
+  bool complete(int64_t cookie);
+  // Room for the buffers' bytes in one piece; it only ever grows (to the device's largest
+  // request at most).
+  std::span<uint8_t> bounce_for(std::span<const iovec> buffers) {
+    size_t total = 0;
+    for (const iovec& b : buffers) total += b.iov_len;
+    if (bounce_.size() < total) bounce_.resize(total);
+    return {bounce_.data(), total};
   }
   bool connection_lost() { return nbd_aio_is_dead(handle_.get()) == 1 || nbd_aio_is_closed(handle_.get()) == 1; }
   void give_up(const std::string& why);
@@ -66,37 +88,32 @@ class NbdBackend final : public BlockBackend {
 
   NbdHandle handle_;
   std::string uri_;
+  std::string what_;  // "disk URI", for messages
   uint32_t timeout_ms_;
   std::function<void(const std::string&)> log_;
   uint64_t size_;
   bool can_flush_;
   int socket_;
-  std::vector<uint64_t> cookies_;  // started since the last finish()
+  std::vector<uint8_t> bounce_;
   std::atomic<bool> gone_{false};
   mutable std::mutex reason_mutex_;
   std::string gone_reason_;
 };
 
-bool NbdBackend::finish() {
-  if (gone_.load()) {
-    cookies_.clear();
-    return false;
-  }
+bool NbdBackend::complete(int64_t cookie) {
   nbd_handle* h = handle_.get();
-  // A lost connection ends the wait too: libnbd then fails every command in flight.
-  const Status answered = nbd_poll_until(h, timeout_ms_, [&] { return nbd_aio_in_flight(h) == 0 || connection_lost(); },
-                                         "disk " + uri_);
-  bool ok = answered.ok();
-  if (ok) {
-    for (const uint64_t cookie : cookies_) ok = nbd_aio_command_completed(h, cookie) == 1 && ok;
-  }
-  cookies_.clear();
+  int result = 0;  // nbd_aio_command_completed: 1 done, -1 failed, 0 still in flight
+  const Status answered = cookie < 0 ? Status{} : nbd_poll_until(h, timeout_ms_, [&] {
+    result = nbd_aio_command_completed(h, static_cast<uint64_t>(cookie));
+    return result != 0;
+  }, what_);
+  if (result == 1) return true;
   if (!answered.ok()) {
     give_up(answered.error().message);
   } else if (connection_lost()) {
-    give_up(nbd_error("disk " + uri_ + ": the connection to the NBD server was lost").message);
+    give_up(nbd_error(what_ + ": the connection to the NBD server was lost").message);
   }
-  return ok && !gone_.load();
+  return false;
 }
 
 void NbdBackend::give_up(const std::string& why) {

@@ -73,32 +73,26 @@ std::vector<Rule> sanitizer_rules() {
 #endif
 }
 
+// `calls`, each allowed only with one of `sockets` as its first argument.
+std::vector<Rule> on_sockets_only(const std::vector<int>& sockets, std::initializer_list<int> calls) {
+  std::vector<Rule> rules;
+  for (const int fd : sockets)
+    for (const int nr : calls) rules.push_back({nr, {arg_is(0, static_cast<scmp_datum_t>(fd))}});
+  return rules;
+}
+
 // A vhost-user conversation, on its own socket only: the request with its fds, the
 // reply (fds a hostile back-end attaches are closed), and the shutdown that gives a
 // connection up after a bad reply. No socket can be made or connected.
 std::vector<Rule> vhost_user_rules(const Grants& grants) {
-  std::vector<Rule> rules;
-  for (const int fd : grants.vhost_user_sockets) {
-    const auto socket = static_cast<scmp_datum_t>(fd);
-    append(rules, {{SCMP_SYS(sendmsg), {arg_is(0, socket)}},
-                   {SCMP_SYS(recvmsg), {arg_is(0, socket)}},
-                   {SCMP_SYS(shutdown), {arg_is(0, socket)}}});
-  }
-  return rules;
+  return on_sockets_only(grants.vhost_user_sockets, {SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(shutdown)});
 }
 
 // An NBD disk's connection, on its I/O thread: libnbd sends and receives on its socket,
 // waits in poll(2), and the disk shuts the socket down when it gives the server up.
 std::vector<Rule> network_disk_rules(const Grants& grants) {
-  std::vector<Rule> rules;
-  for (const int fd : grants.disk_sockets) {
-    const auto socket = static_cast<scmp_datum_t>(fd);
-    append(rules, {{SCMP_SYS(sendto), {arg_is(0, socket)}},
-                   {SCMP_SYS(recvfrom), {arg_is(0, socket)}},
-                   {SCMP_SYS(sendmsg), {arg_is(0, socket)}},
-                   {SCMP_SYS(recvmsg), {arg_is(0, socket)}},
-                   {SCMP_SYS(shutdown), {arg_is(0, socket)}}});
-  }
+  std::vector<Rule> rules = on_sockets_only(grants.disk_sockets, {SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
+                                                                  SCMP_SYS(recvmsg), SCMP_SYS(shutdown)});
   if (!rules.empty()) append(rules, {{SCMP_SYS(poll), {}}, {SCMP_SYS(ppoll), {}}});
   return rules;
 }

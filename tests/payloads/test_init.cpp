@@ -91,18 +91,22 @@ uint64_t env_number(const char* name, uint64_t fallback) {
   return value && *value ? std::strtoull(value, nullptr, 10) : fallback;
 }
 
-// Formats /dev/vda with the initramfs's busybox mke2fs (ext2 layout, which the kernel's
-// ext4 driver mounts).
-bool format_disk() {
+// Runs the initramfs's busybox applet argv[0] (test-initrd-busybox.cpio); true when it
+// exited 0.
+bool run_busybox(std::vector<const char*> argv) {
+  argv.push_back(nullptr);
   std::fflush(stdout);
   const pid_t child = ::fork();
   if (child == 0) {
-    ::execl("/bin/busybox", "mke2fs", "-q", "-L", "hyper", "/dev/vda", static_cast<char*>(nullptr));
+    ::execv("/bin/busybox", const_cast<char* const*>(argv.data()));
     ::_exit(127);
   }
   int status = 0;
   return child > 0 && ::waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
+
+// Formats /dev/vda with busybox mke2fs (ext2 layout, which the kernel's ext4 driver mounts).
+bool format_disk() { return run_busybox({"mke2fs", "-q", "-L", "hyper", "/dev/vda"}); }
 
 // Mounts /dev/vda (ext4; formatted first with test_format=1), prints /mnt/hello.txt,
 // writes /mnt/guest.txt durably, unmounts. With test_hold=1 it stops after the fsync and
@@ -435,15 +439,8 @@ void benchmark_files() {
   }
   double start = seconds_now();
   ::mkdir("/mnt/tree", 0755);
-  std::fflush(stdout);
-  const pid_t child = ::fork();
-  if (child == 0) {
-    ::execl("/bin/busybox", "tar", "-xf", "/mnt/bench.tar", "-C", "/mnt/tree", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  int status = 0;
-  if (child < 0 || ::waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::printf("hyper-test-init: filebench: tar failed (status %d)\n", status);
+  if (!run_busybox({"tar", "-xf", "/mnt/bench.tar", "-C", "/mnt/tree"})) {
+    std::printf("hyper-test-init: filebench: tar failed\n");
     return;
   }
   ::sync();

@@ -1,10 +1,12 @@
-// A raw disk image in /tmp whose sector n holds the byte n, and the virtio-blk device
-// over it, for the virtio-blk unit tests.
+// For the virtio-blk unit tests: a raw disk image in /tmp whose sector n holds the byte
+// n with the device over it, and a guest's memory with a request header, data buffers
+// and a status byte at fixed addresses.
 #pragma once
 
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -30,6 +32,19 @@ struct Disk {
   Disk& operator=(const Disk&) = delete;
   std::string path;
   std::shared_ptr<Blk> blk;
+};
+
+inline constexpr uint64_t kHeader = 0x1000, kData = 0x2000, kStatus = 0x9000;
+
+struct Guest {
+  Guest() : memory(GuestMemory::create(std::array{RegionSpec{0, 0x100000}}).value()) {}
+  void header(uint32_t type, uint64_t sector) {
+    REQUIRE(memory.write_obj(kHeader, type).ok());
+    REQUIRE(memory.write_obj(kHeader + 4, uint32_t{0}).ok());
+    REQUIRE(memory.write_obj(kHeader + 8, sector).ok());
+  }
+  uint8_t status() { return memory.read_obj<uint8_t>(kStatus).value(); }
+  GuestMemory memory;
 };
 
 }  // namespace hyper::virtio::testing

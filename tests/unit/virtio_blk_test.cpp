@@ -13,24 +13,11 @@
 using namespace hyper;
 using namespace hyper::virtio;
 using hyper::virtio::testing::Disk;
+using hyper::virtio::testing::Guest;
+using hyper::virtio::testing::kData;
+using hyper::virtio::testing::kHeader;
+using hyper::virtio::testing::kStatus;
 using hyper::virtio::testing::FakeDriver;
-
-namespace {
-
-constexpr uint64_t kHeader = 0x1000, kData = 0x2000, kStatus = 0x9000;
-
-struct Guest {
-  Guest() : memory(GuestMemory::create(std::array{RegionSpec{0, 0x100000}}).value()) {}
-  void header(uint32_t type, uint64_t sector) {
-    REQUIRE(memory.write_obj(kHeader, type).ok());
-    REQUIRE(memory.write_obj(kHeader + 4, uint32_t{0}).ok());
-    REQUIRE(memory.write_obj(kHeader + 8, sector).ok());
-  }
-  uint8_t status() { return memory.read_obj<uint8_t>(kStatus).value(); }
-  GuestMemory memory;
-};
-
-}  // namespace
 
 TEST_CASE("virtio-blk: reads land in the guest's buffers, split across them") {
   Disk d;
