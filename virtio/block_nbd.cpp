@@ -8,7 +8,6 @@
 // shut down, the guest's requests fail with VIRTIO_BLK_S_IOERR from then on, and the VMM
 // and its other devices go on. Once given up, libnbd is not called again, so no late
 // reply can reach guest memory.
-#include <libnbd.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -17,6 +16,7 @@
 
 #include "virtio/block_backend.hpp"
 #include "virtio/nbd_connection.hpp"
+#include "virtio/nbd_library.hpp"
 
 namespace hyper::virtio {
 namespace {
@@ -29,9 +29,9 @@ class NbdBackend final : public BlockBackend {
         what_("disk " + options.path),
         timeout_ms_(options.network_timeout_ms),
         log_(options.log),
-        size_(static_cast<uint64_t>(nbd_get_size(handle_.get()))),
-        can_flush_(nbd_can_flush(handle_.get()) == 1),
-        socket_(nbd_aio_get_fd(handle_.get())) {}
+        size_(static_cast<uint64_t>(nbd().get_size(handle_.get()))),
+        can_flush_(nbd().can_flush(handle_.get()) == 1),
+        socket_(nbd().aio_get_fd(handle_.get())) {}
 
   uint64_t size_bytes() const override { return size_; }
   bool can_flush() const override { return can_flush_; }
@@ -39,9 +39,9 @@ class NbdBackend final : public BlockBackend {
   bool read(std::span<const iovec> buffers, uint64_t offset) override {
     if (gone_.load()) return false;
     if (buffers.size() == 1)
-      return complete(nbd_aio_pread(handle_.get(), buffers[0].iov_base, buffers[0].iov_len, offset, NBD_NULL_COMPLETION, 0));
+      return complete(nbd().aio_pread(handle_.get(), buffers[0].iov_base, buffers[0].iov_len, offset, NBD_NULL_COMPLETION, 0));
     const std::span<uint8_t> bounce = bounce_for(buffers);
-    if (!complete(nbd_aio_pread(handle_.get(), bounce.data(), bounce.size(), offset, NBD_NULL_COMPLETION, 0))) return false;
+    if (!complete(nbd().aio_pread(handle_.get(), bounce.data(), bounce.size(), offset, NBD_NULL_COMPLETION, 0))) return false;
     const uint8_t* from = bounce.data();
     for (const iovec& b : buffers) {
       std::memcpy(b.iov_base, from, b.iov_len);
@@ -52,16 +52,16 @@ class NbdBackend final : public BlockBackend {
   bool write(std::span<const iovec> buffers, uint64_t offset) override {
     if (gone_.load()) return false;
     if (buffers.size() == 1)
-      return complete(nbd_aio_pwrite(handle_.get(), buffers[0].iov_base, buffers[0].iov_len, offset, NBD_NULL_COMPLETION, 0));
+      return complete(nbd().aio_pwrite(handle_.get(), buffers[0].iov_base, buffers[0].iov_len, offset, NBD_NULL_COMPLETION, 0));
     const std::span<uint8_t> bounce = bounce_for(buffers);
     uint8_t* to = bounce.data();
     for (const iovec& b : buffers) {
       std::memcpy(to, b.iov_base, b.iov_len);
       to += b.iov_len;
     }
-    return complete(nbd_aio_pwrite(handle_.get(), bounce.data(), bounce.size(), offset, NBD_NULL_COMPLETION, 0));
+    return complete(nbd().aio_pwrite(handle_.get(), bounce.data(), bounce.size(), offset, NBD_NULL_COMPLETION, 0));
   }
-  bool flush() override { return !gone_.load() && complete(nbd_aio_flush(handle_.get(), NBD_NULL_COMPLETION, 0)); }
+  bool flush() override { return !gone_.load() && complete(nbd().aio_flush(handle_.get(), NBD_NULL_COMPLETION, 0)); }
 
   std::vector<int> sockets() const override { return {socket_}; }
   std::string describe() const override {
@@ -79,7 +79,7 @@ class NbdBackend final : public BlockBackend {
     if (bounce_.size() < total) bounce_.resize(total);
     return {bounce_.data(), total};
   }
-  bool connection_lost() { return nbd_aio_is_dead(handle_.get()) == 1 || nbd_aio_is_closed(handle_.get()) == 1; }
+  bool connection_lost() { return nbd().aio_is_dead(handle_.get()) == 1 || nbd().aio_is_closed(handle_.get()) == 1; }
   void give_up(const std::string& why);
   std::string gone_reason() const {
     std::lock_guard lock(reason_mutex_);
@@ -104,7 +104,7 @@ bool NbdBackend::complete(int64_t cookie) {
   nbd_handle* h = handle_.get();
   int result = 0;  // nbd_aio_command_completed: 1 done, -1 failed, 0 still in flight
   const Status answered = cookie < 0 ? Status{} : nbd_poll_until(h, timeout_ms_, [&] {
-    result = nbd_aio_command_completed(h, static_cast<uint64_t>(cookie));
+    result = nbd().aio_command_completed(h, static_cast<uint64_t>(cookie));
     return result != 0;
   }, what_);
   if (result == 1) return true;
@@ -131,9 +131,9 @@ void NbdBackend::give_up(const std::string& why) {
 
 Result<std::unique_ptr<BlockBackend>> open_nbd_backend(const BlkOptions& options) {
   NbdHandle handle = HYPER_TRY(connect_nbd(options.path, options.network_timeout_ms));
-  const int64_t size = nbd_get_size(handle.get());
+  const int64_t size = nbd().get_size(handle.get());
   if (size < 0) return nbd_error("disk " + options.path);
-  if (!options.read_only && nbd_is_read_only(handle.get()) == 1)
+  if (!options.read_only && nbd().is_read_only(handle.get()) == 1)
     return make_error(Errc::invalid_argument, "disk " + options.path + ": the NBD export is read-only (open it with ro)");
   return std::unique_ptr<BlockBackend>(new NbdBackend(std::move(handle), options));
 }
