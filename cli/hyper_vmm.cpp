@@ -230,13 +230,7 @@ std::optional<Options> parse_args(int argc, char** argv) {
   for (const auto& spec : filesystems) {
     auto fs = parse_fs(spec);
     if (!fs) return std::nullopt;
-    for (const auto& other : opt.machine.filesystems) {
-      if (other.tag == fs->tag) {
-        std::cerr << "hyper-vmm: --fs " << spec << ": another --fs has the tag '" << fs->tag << "'\n";
-        return std::nullopt;
-      }
-    }
-    opt.machine.filesystems.push_back(*fs);
+    opt.machine.filesystems.push_back(*fs);  // Machine::create refuses two with one tag
   }
   if (!vsock.empty()) {
     opt.machine.vsock = parse_vsock(vsock);

@@ -26,9 +26,10 @@ static_assert(sizeof(RequestHeader) == 16);
 Result<std::shared_ptr<Blk>> Blk::open(const BlkOptions& options) {
   if (options.serial.size() > kIdBytes)
     return make_error(Errc::invalid_argument, "disk serial '" + options.serial + "' is longer than 20 bytes");
+  const bool network = is_nbd_uri(options.path);
+  auto backend = HYPER_TRY(network ? open_nbd_backend(options) : open_file_backend(options));
   BlkOptions opened = options;
-  auto backend = HYPER_TRY(is_nbd_uri(options.path) ? open_nbd_backend(options) : open_file_backend(options));
-  if (is_nbd_uri(options.path)) opened.io_thread = true;
+  opened.io_thread = options.io_thread || network;
   const uint64_t sectors = backend->size_bytes() / kSectorSize;
   if (sectors == 0) return make_error(Errc::invalid_argument, "disk " + options.path + " is smaller than one sector");
   return std::shared_ptr<Blk>(new Blk(std::move(backend), sectors, std::move(opened)));
