@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -24,6 +25,22 @@ struct Spawned {
   pid_t pid;
   int out, err;  // the read ends of the child's stdout and stderr
 };
+
+inline double now_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// Everything the pipe holds until its writer closes it; closes `fd`.
+inline std::string read_all(int fd) {
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return text;
+}
 
 inline std::optional<Spawned> spawn(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
   int out[2], err[2];

@@ -16,21 +16,6 @@ namespace {
 
 using namespace hyper::bench;
 
-double now_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-std::string read_all(int fd) {
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return text;
-}
-
 const char* const kPhases[] = {"vmm_setup_ms",    "kernel_to_init_ms", "init_to_exec_ms",
                                "start_to_exec_ms", "exec_to_exit_ms",   "teardown_ms"};
 

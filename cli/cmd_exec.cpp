@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "cli/commands.hpp"
-#include "cli/run_options.hpp"
+#include "runtime/run_options.hpp"
 #include "runtime/agent_client.hpp"
 #include "runtime/container_store.hpp"
 #include "runtime/paths.hpp"
@@ -85,7 +85,7 @@ int cmd_exec(const GlobalOptions& global, const std::vector<std::string>& args) 
   if (!container.ok()) return report(container.error().message, 1);
   if (container->state.status != runtime::ContainerStatus::running)
     return report("container " + container->id + " is not running", 1);
-  auto env = merge_env(container->config.env, {}, flags->env);
+  auto env = runtime::merge_env(container->config.env, {}, flags->env);
   if (!env.ok()) return report(env.error().message, 125);
 
   auto signals = runtime::forwarded_signals_fd();

@@ -8,6 +8,8 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "runtime/api/image_json.hpp"
+#include "runtime/container_control.hpp"
 #include "cli/container_args.hpp"
 #include "cli/human.hpp"
 #include "runtime/image_blobs.hpp"
@@ -23,13 +25,7 @@ using Json = nlohmann::ordered_json;
 // Whether any container, running or not, was created from the image: such an image is
 // kept, so that the container can start again.
 Result<std::function<bool(const std::string&)>> image_use(const GlobalOptions& global) {
-  auto store = HYPER_TRY(open_container_store(global));
-  const auto containers = HYPER_TRY(store.list());
-  std::vector<std::string> used;
-  for (const auto& container : containers) used.push_back(container.config.image_id);
-  return std::function<bool(const std::string&)>([used](const std::string& id) {
-    return std::find(used.begin(), used.end(), id) != used.end();
-  });
+  return runtime::image_use(HYPER_TRY(open_container_store(global)));
 }
 
 void print_removal(const runtime::RemovalReport& report) {
@@ -95,38 +91,6 @@ int cmd_rmi(const GlobalOptions& global, const std::vector<std::string>& args) {
   return status;
 }
 
-namespace {
-
-// `docker image inspect`'s fields, from the stored config (unknown fields are kept in
-// Config as they are).
-Result<Json> inspect_json(const runtime::ImageStore& store, const runtime::Image& image) {
-  const auto text = HYPER_TRY(store.read_blob_text(image.id));
-  const Json config = Json::parse(text, nullptr, false);
-  if (config.is_discarded() || !config.is_object()) return make_error(Errc::bad_image, "image " + image.id + ": bad config");
-  const auto string_field = [&](const char* key) {
-    const auto it = config.find(key);
-    return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  Json tags = Json::array(), digests = Json::array();
-  for (const auto& tag : image.tags) tags.push_back(runtime::familiar_name(tag));
-  for (const auto& digest : image.repo_digests) digests.push_back(runtime::familiar_name(digest));
-  const auto chain = HYPER_TRY(runtime::chain_id(image.diff_ids));
-  return Json{{"Id", image.id},
-              {"RepoTags", tags},
-              {"RepoDigests", digests},
-              {"Parent", ""},
-              {"Comment", string_field("comment")},
-              {"Created", image.created},
-              {"Author", string_field("author")},
-              {"Config", config.contains("config") ? config["config"] : Json()},
-              {"Architecture", string_field("architecture")},
-              {"Os", string_field("os")},
-              {"Size", image.size},
-              {"RootFS", {{"Type", "layers"}, {"Layers", image.diff_ids}}},
-              {"Metadata", {{"ManifestDigest", image.manifest_digest}, {"ChainID", chain}}}};
-}
-
-}  // namespace
 
 int cmd_image_inspect(const GlobalOptions& global, const std::vector<std::string>& args) {
   constexpr const char* kUsage = "Usage:  hyper image inspect IMAGE [IMAGE...]";
@@ -145,7 +109,7 @@ int cmd_image_inspect(const GlobalOptions& global, const std::vector<std::string
   int status = 0;
   for (const auto& reference : *words) {
     const auto image = store->find(reference);
-    auto json = image.ok() ? inspect_json(*store, *image) : Result<Json>(image.error());
+    auto json = image.ok() ? runtime::api::image_json(*store, *image) : Result<Json>(image.error());
     if (!json.ok()) {
       status = 1;
       std::fprintf(stderr, "hyper: %s\n", json.error().message.c_str());

@@ -60,32 +60,11 @@ class Printer {
   bool at_line_start_[2] = {true, true};
 };
 
-// Where the last `lines` lines start, as (record, byte in it): counted over both streams
-// together, a last line without its newline counting as one.
-std::pair<size_t, size_t> tail_start(const std::vector<LogRecord>& records, uint64_t lines) {
-  if (lines == 0) return {records.size(), 0};
-  bool ends_with_newline = false;
-  for (size_t r = records.size(); r-- > 0;) {
-    if (records[r].bytes.empty()) continue;
-    ends_with_newline = records[r].bytes.back() == '\n';
-    break;
-  }
-  // The newline that ends the line before the first one shown.
-  uint64_t newlines = lines + (ends_with_newline ? 1 : 0);
-  for (size_t r = records.size(); r-- > 0;) {
-    const std::string& bytes = records[r].bytes;
-    for (size_t b = bytes.size(); b-- > 0;) {
-      if (bytes[b] == '\n' && --newlines == 0) return {r, b + 1};
-    }
-  }
-  return {0, 0};
-}
-
 Result<uint64_t> print_existing(const std::filesystem::path& log, std::optional<uint64_t> tail, Printer& printer) {
   if (!tail) return runtime::read_log(log, 0, [&](const LogRecord& record) { printer.print(record); });
   std::vector<LogRecord> records;
   const uint64_t offset = HYPER_TRY(runtime::read_log(log, 0, [&](const LogRecord& record) { records.push_back(record); }));
-  const auto [first, skip] = tail_start(records, *tail);
+  const auto [first, skip] = runtime::tail_start(records, *tail);
   for (size_t r = first; r < records.size(); ++r) {
     const std::string_view bytes = records[r].bytes;
     printer.print(records[r].stream, records[r].time, r == first ? bytes.substr(std::min(skip, bytes.size())) : bytes);

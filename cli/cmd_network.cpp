@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "runtime/api/resource_json.hpp"
 #include "cli/container_args.hpp"
 #include "cli/human.hpp"
 #include "runtime/network/container_network.hpp"
@@ -15,7 +16,7 @@ namespace {
 
 namespace po = boost::program_options;
 namespace net = runtime::net;
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;
 
 constexpr size_t kShortId = 12;
 
@@ -49,17 +50,8 @@ int network_create(const GlobalOptions& global, const std::vector<std::string>& 
   if (!paths.ok()) return report(paths.error().message, 125);
   auto store = net::NetworkStore::open(paths->networks());
   if (!store.ok()) return report(store.error().message, 125);
-  auto network = store->create(request, net::host_routes());
+  auto network = net::create_network(*paths, *store, request);
   if (!network.ok()) return report(network.error().message, 125);
-  // The bridge exists from now on, as Docker's does; without root it comes with the first
-  // container (which needs root as well).
-  if (::geteuid() == 0) {
-    if (auto host = net::ensure_network_on_host(*paths, *network); !host.ok()) {
-      (void)net::remove_network_from_host(*network);
-      (void)store->remove(*network);
-      return report("network " + network->name + ": " + host.error().message, 125);
-    }
-  }
   std::printf("%s\n", network->id.c_str());
   return 0;
 }
@@ -93,29 +85,6 @@ int network_ls(const GlobalOptions& global, const std::vector<std::string>& args
   return 0;
 }
 
-Json network_json(const net::NetworkStore& store, const net::Network& network) {
-  Json containers = Json::object();
-  if (auto endpoints = store.endpoints(network); endpoints.ok())
-    for (const auto& endpoint : *endpoints)
-      containers[endpoint.container_id] = {
-          {"Name", endpoint.container_name},
-          {"MacAddress", endpoint.mac},
-          {"IPv4Address", net::address_text(endpoint.address) + "/" + std::to_string(network.subnet.prefix)},
-          {"Aliases", endpoint.aliases}};
-  return {{"Name", network.name},
-          {"Id", network.id},
-          {"Created", network.created},
-          {"Scope", "local"},
-          {"Driver", network.driver},
-          {"EnableIPv6", false},
-          {"IPAM",
-           {{"Driver", "default"},
-            {"Config", Json::array({{{"Subnet", network.subnet.text()}, {"Gateway", net::address_text(network.gateway)}}})}}},
-          {"Internal", false},
-          {"Containers", containers},
-          {"Options", {{"com.docker.network.bridge.name", network.bridge}}}};
-}
-
 int network_inspect(const GlobalOptions& global, const std::vector<std::string>& args) {
   po::options_description desc;
   po::variables_map vm;
@@ -136,16 +105,10 @@ int network_inspect(const GlobalOptions& global, const std::vector<std::string>&
       status = report("Error: " + network.error().message, 1);
       continue;
     }
-    out.push_back(network_json(*store, *network));
+    out.push_back(runtime::api::network_json(*store, *network));
   }
   std::printf("%s\n", out.dump(4).c_str());
   return status;
-}
-
-Status remove_network(const net::NetworkStore& store, const net::Network& network) {
-  HYPER_CHECK(store.remove(network));
-  if (::geteuid() != 0) return {};
-  return net::remove_network_from_host(network);
 }
 
 int network_rm(const GlobalOptions& global, const std::vector<std::string>& args) {
@@ -163,7 +126,7 @@ int network_rm(const GlobalOptions& global, const std::vector<std::string>& args
   int status = 0;
   for (const auto& ref : *words) {
     auto network = store->find(ref);
-    Status removed = network.ok() ? remove_network(*store, *network) : Status(std::move(network).error());
+    Status removed = network.ok() ? net::remove_network(*store, *network) : Status(std::move(network).error());
     if (removed.ok()) std::printf("%s\n", ref.c_str());
     else status = report("Error response: " + removed.error().message, 1);
   }

@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/human.hpp"
+#include "runtime/api/container_json.hpp"
 #include "cli/container_args.hpp"
 
 namespace hyper::cli {
@@ -25,19 +26,6 @@ constexpr const char* kUsage =
     "  -a, --all        show all containers (default shows just running)\n"
     "  -q, --quiet      only display container IDs\n"
     "      --no-trunc   don't truncate output\n";
-
-std::string status_text(const Container& container) {
-  const auto& state = container.state;
-  switch (state.status) {
-    case ContainerStatus::created: return "Created";
-    case ContainerStatus::running: {
-      const auto seconds = seconds_since(state.started_at);
-      return "Up " + (seconds ? human_duration(*seconds) : std::string("Less than a second"));
-    }
-    case ContainerStatus::exited: return "Exited (" + std::to_string(state.exit_code) + ") " + ago(state.finished_at);
-  }
-  return "";
-}
 
 // Docker's ellipsis: at most `width` columns, the last one "…" when something was cut.
 std::string ellipsis(const std::string& text, size_t width) {
@@ -96,7 +84,7 @@ TableRow row_of(const Container& container, bool truncate) {
           container.config.image,
           command_text(container, truncate),
           ago(container.created),
-          status_text(container),
+          runtime::api::status_text(container),
           ports_text(container),
           container.name};
 }

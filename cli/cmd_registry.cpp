@@ -23,29 +23,9 @@ namespace {
 namespace po = boost::program_options;
 using nlohmann::json;
 
-// --insecure-registry, then $HYPER_INSECURE_REGISTRIES (comma-separated), then the state
-// directory's config.json {"insecure-registries": [...]}, as Docker's daemon.json has it.
 Result<runtime::RegistryOptions> registry_options(const GlobalOptions& global) {
-  runtime::RegistryOptions options;
-  options.insecure = global.insecure_registries;
-  if (const char* env = std::getenv("HYPER_INSECURE_REGISTRIES"); env != nullptr)
-    for (const auto host : runtime::blobs::split(env, ','))
-      if (!host.empty()) options.insecure.emplace_back(host);
   const auto paths = HYPER_TRY(runtime::resolve_paths(global.root));
-  options.certs_dirs = {(paths.root / "certs.d").string(), "/etc/docker/certs.d"};
-  const auto config_path = paths.root / "config.json";
-  if (::access(config_path.c_str(), F_OK) == 0) {
-    const auto text = HYPER_TRY(runtime::blobs::read_small_file(config_path, 1 << 20));
-    const json doc = json::parse(text, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object())
-      return make_error(Errc::invalid_argument, config_path.string() + ": not a JSON object");
-    if (const auto it = doc.find("insecure-registries"); it != doc.end()) {
-      if (!it->is_array()) return make_error(Errc::invalid_argument, config_path.string() + ": \"insecure-registries\" is not a list");
-      for (const auto& host : *it)
-        if (host.is_string()) options.insecure.push_back(host.get<std::string>());
-    }
-  }
-  return options;
+  return runtime::configured_registry_options(paths, global.insecure_registries);
 }
 
 // Registry failures are the operation failing (1); bad input is the runtime's (125).

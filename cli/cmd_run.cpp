@@ -8,11 +8,10 @@
 #include <ctime>
 
 #include "cli/commands.hpp"
-#include "cli/run_options.hpp"
+#include "runtime/run_options.hpp"
+#include "runtime/container_control.hpp"
 #include "runtime/image_store.hpp"
 #include "runtime/monitor.hpp"
-#include "runtime/volume/virtiofs_daemon.hpp"
-#include "runtime/volume/volume_users.hpp"
 #include "vmm/file_io.hpp"
 
 namespace hyper::cli {
@@ -93,19 +92,6 @@ int start_detached(const runtime::Paths& paths, ContainerStore& store, const Con
   return 0;
 }
 
-// The container record and the volumes it names, created together under the volume
-// store's lock, so that a `volume rm` or `prune` in between cannot take a volume away.
-Result<Container> create_with_volumes(const runtime::Paths& paths, ContainerStore& store,
-                                      runtime::ContainerConfig config, const std::optional<std::string>& name) {
-  namespace volume = runtime::volume;
-  for (const auto& mount : config.mounts)
-    if (mount.type == volume::MountType::bind) HYPER_CHECK(volume::check_share_source(mount.source));
-  const auto volumes = HYPER_TRY(volume::VolumeStore::open(paths.volumes()));
-  auto held = HYPER_TRY(volumes.lock());
-  HYPER_CHECK(volume::ensure_volumes(volumes, config.mounts));
-  return store.create(config, name);
-}
-
 }  // namespace
 
 int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
@@ -146,7 +132,7 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
                 "                         do not confine the VMM's threads with seccomp\n");
     return 0;
   }
-  auto flags = parse_run_flags(args);
+  auto flags = runtime::parse_run_flags(args);
   if (!flags.ok()) return report(flags.error().message + "\nSee 'hyper run --help'.", 125);
   if (flags->tty && flags->interactive && !::isatty(STDIN_FILENO))
     return report("the input device is not a TTY", 1);
@@ -159,7 +145,7 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
     return report("Unable to find image '" + flags->image + "' locally: " + image.error().message +
                       " (load it with 'hyper load -i ARCHIVE')",
                   125);
-  auto config = container_config(*flags, *image);
+  auto config = runtime::container_config(*flags, *image);
   if (!config.ok()) return report(config.error().message, 125);
   // Networks need root (bridges, taps, nftables); without it a container still runs, as
   // with the jail, only unconnected.
@@ -171,7 +157,7 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
   }
   auto store = ContainerStore::open(paths->containers());
   if (!store.ok()) return report(store.error().message, 125);
-  auto container = create_with_volumes(*paths, *store, *config, flags->name);
+  auto container = runtime::create_container(*paths, *store, *config, flags->name);
   if (!container.ok()) return report(container.error().message, 125);
 
   if (flags->detach) {

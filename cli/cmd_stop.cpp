@@ -12,9 +12,8 @@
 #include <thread>
 
 #include "cli/commands.hpp"
-#include "runtime/agent_client.hpp"
+#include "runtime/container_control.hpp"
 #include "runtime/container_store.hpp"
-#include "runtime/crash_point.hpp"
 #include "runtime/paths.hpp"
 
 namespace hyper::cli {
@@ -24,62 +23,6 @@ namespace po = boost::program_options;
 using runtime::Container;
 using runtime::ContainerStatus;
 using runtime::ContainerStore;
-
-Result<int> parse_signal(std::string text) {
-  if (text.empty()) return make_error(Errc::invalid_argument, "empty signal");
-  if (std::isdigit(static_cast<unsigned char>(text[0]))) {
-    char* end = nullptr;
-    const long number = std::strtol(text.c_str(), &end, 10);
-    if (*end != '\0' || number <= 0 || number >= NSIG) return make_error(Errc::invalid_argument, "invalid signal: " + text);
-    return static_cast<int>(number);
-  }
-  for (auto& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (text.rfind("SIG", 0) == 0) text = text.substr(3);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    const char* abbrev = ::sigabbrev_np(sig);
-    if (abbrev && text == abbrev) return sig;
-  }
-  return make_error(Errc::invalid_argument, "invalid signal: " + text);
-}
-
-Status signal_container(const Container& container, int sig) {
-  auto conn = HYPER_TRY(runtime::AgentConnection::dial(container.dir, 5000));
-  (void)HYPER_TRY(conn.request({{"op", "signal"}, {"signal", sig}}, 5000));
-  return {};
-}
-
-// Polls the state (find() reconciles a dead monitor) until the container is no longer
-// running or the deadline passes.
-Result<Container> wait_until_exited(const ContainerStore& store, const std::string& id,
-                                    std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    Container container = HYPER_TRY(store.find(id));
-    if (container.state.status != ContainerStatus::running) return container;
-    if (std::chrono::steady_clock::now() >= deadline) return container;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-Status stop_one(const ContainerStore& store, const Container& container, int timeout_s) {
-  if (container.state.status != ContainerStatus::running) return {};
-  const auto image_signal = parse_signal(container.config.stop_signal);  // "" fails too: SIGTERM then
-  const int sig = image_signal.ok() ? image_signal.value() : SIGTERM;
-  const auto now = std::chrono::steady_clock::now();
-  if (signal_container(container, sig).ok()) {
-    runtime::crash_point("stop-signalled");
-    auto after = HYPER_TRY(wait_until_exited(store, container.id, now + std::chrono::seconds(timeout_s)));
-    if (after.state.status != ContainerStatus::running) return {};
-    if (signal_container(container, SIGKILL).ok()) {
-      after = HYPER_TRY(wait_until_exited(store, container.id, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
-      if (after.state.status != ContainerStatus::running) return {};
-    }
-  }
-  // The agent is unreachable or ignored us: end the VM by ending its monitor.
-  if (runtime::monitor_alive(container.state)) ::kill(container.state.pid, SIGKILL);
-  auto after = HYPER_TRY(wait_until_exited(store, container.id, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
-  if (after.state.status == ContainerStatus::running) return make_error(Errc::io, "container " + container.id + " did not stop");
-  return {};
-}
 
 Result<std::vector<std::string>> parse(const std::vector<std::string>& args, po::options_description& desc,
                                        po::variables_map& vm) {
@@ -130,7 +73,7 @@ int cmd_stop(const GlobalOptions& global, const std::vector<std::string>& args) 
   if (!refs.ok()) return report(refs.error().message + "\nUsage: hyper stop [-t SECONDS] CONTAINER...", 125);
   if (timeout < 0) timeout = 0;
   return for_each_container(global, *refs, [&](const ContainerStore& store, const Container& c, const std::string& ref) -> Status {
-    HYPER_CHECK(stop_one(store, c, timeout));
+    HYPER_CHECK(runtime::stop_container(store, c, timeout));
     std::printf("%s\n", ref.c_str());
     return {};
   });
@@ -148,12 +91,12 @@ int cmd_kill(const GlobalOptions& global, const std::vector<std::string>& args) 
   po::variables_map vm;
   auto refs = parse(args, desc, vm);
   if (!refs.ok()) return report(refs.error().message + "\nUsage: hyper kill [-s SIGNAL] CONTAINER...", 125);
-  auto sig = parse_signal(signal);
+  auto sig = runtime::parse_signal(signal);
   if (!sig.ok()) return report(sig.error().message, 125);
   return for_each_container(global, *refs, [&](const ContainerStore&, const Container& c, const std::string& ref) -> Status {
     if (c.state.status != ContainerStatus::running)
       return make_error(Errc::invalid_argument, "Cannot kill container: " + ref + ": container " + c.id + " is not running");
-    HYPER_CHECK(signal_container(c, *sig));
+    HYPER_CHECK(runtime::signal_container(c, *sig));
     std::printf("%s\n", ref.c_str());
     return {};
   });
@@ -170,7 +113,7 @@ int cmd_wait(const GlobalOptions& global, const std::vector<std::string>& args) 
   if (!refs.ok()) return report(refs.error().message + "\nUsage: hyper wait CONTAINER...", 125);
   return for_each_container(global, *refs, [&](const ContainerStore& store, const Container& c, const std::string&) -> Status {
     const auto forever = std::chrono::steady_clock::time_point::max();
-    const Container done = HYPER_TRY(wait_until_exited(store, c.id, forever));
+    const Container done = HYPER_TRY(runtime::wait_until_exited(store, c.id, forever));
     std::printf("%d\n", done.state.exit_code);
     std::fflush(stdout);
     return {};

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "runtime/api/resource_json.hpp"
 #include "cli/container_args.hpp"
 #include "cli/human.hpp"
 #include "runtime/volume/mount_spec.hpp"
@@ -18,7 +19,7 @@ namespace {
 
 namespace po = boost::program_options;
 namespace volume = runtime::volume;
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;
 
 struct Stores {
   volume::VolumeStore volumes;
@@ -111,25 +112,6 @@ int volume_ls(const GlobalOptions& global, const std::vector<std::string>& args)
   return 0;
 }
 
-Json volume_json(const Stores& stores, const volume::Volume& v, const std::vector<runtime::Container>& all) {
-  Json users = Json::array();
-  for (const auto& container : volume::containers_using(all, v.name)) users.push_back(container.id);
-  Json snapshots = Json::array();
-  if (auto list = stores.volumes.snapshots(v); list.ok())
-    for (const auto& s : *list) snapshots.push_back({{"Name", s.name}, {"CreatedAt", s.created}, {"Method", s.method}});
-  Json options = Json::object();
-  if (v.driver == volume::kNbdDriver) options["uri"] = v.uri;
-  else options["size"] = std::to_string(v.size_bytes);
-  return {{"CreatedAt", v.created},
-          {"Driver", v.driver},
-          {"Labels", Json::object()},
-          {"Mountpoint", v.device()},
-          {"Name", v.name},
-          {"Options", options},
-          {"Scope", "local"},
-          {"Status", {{"SizeBytes", v.size_bytes}, {"Anonymous", v.anonymous}, {"UsedBy", users}, {"Snapshots", snapshots}}}};
-}
-
 int volume_inspect(const GlobalOptions& global, const std::vector<std::string>& args) {
   po::options_description desc;
   po::variables_map vm;
@@ -152,7 +134,7 @@ int volume_inspect(const GlobalOptions& global, const std::vector<std::string>& 
       status = report("Error: " + v.error().message, 1);
       continue;
     }
-    out.push_back(volume_json(*stores, *v, *all));
+    out.push_back(runtime::api::volume_json(stores->volumes, *v, *all));
   }
   std::printf("%s\n", out.dump(4).c_str());
   return status;

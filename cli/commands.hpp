@@ -46,6 +46,7 @@ int cmd_network(const GlobalOptions&, const std::vector<std::string>&);  // "net
 int cmd_port(const GlobalOptions&, const std::vector<std::string>&);
 int cmd_fip(const GlobalOptions&, const std::vector<std::string>&);  // "fip SUBCOMMAND"
 int cmd_volume(const GlobalOptions&, const std::vector<std::string>&);  // "volume SUBCOMMAND"
+int cmd_usage(const GlobalOptions&, const std::vector<std::string>&);
 
 // Whether a command without a trailing command line of its own was asked for --help.
 inline bool wants_help(const std::vector<std::string>& args) {

@@ -44,6 +44,7 @@ constexpr CommandEntry kCommands[] = {
     {"port", cmd_port, "List port mappings or a specific mapping for the container"},
     {"fip", cmd_fip, "Manage floating IPs (allocate, ls, attach, detach, release)"},
     {"volume", cmd_volume, "Manage volumes (create, ls, inspect, rm, prune, snapshot)"},
+    {"usage", cmd_usage, "Show the containers' metered usage (vCPU- and GiB-seconds) and its cost"},
 };
 
 void usage() {

@@ -58,6 +58,10 @@ Result<AgentConnection> AgentConnection::dial(const std::filesystem::path& conta
   return conn;
 }
 
+Result<AgentConnection> AgentConnection::dial_input(const std::filesystem::path& container_dir) {
+  return AgentConnection(HYPER_TRY(connect_unix(container_dir, kInputSocket)));
+}
+
 Status AgentConnection::send(agent::Kind kind, std::string_view payload) {
   const std::string frame = agent::encode_frame(kind, payload);
   return write_all(fd_.get(), frame.data(), frame.size(), "the agent connection");

@@ -19,6 +19,9 @@ using Json = nlohmann::json;
 
 // The VMM's vsock socket inside a container's directory.
 inline constexpr const char* kVsockSocket = "vsock.sock";
+// Where a running container's monitor takes input for its main process from hyperd:
+// stdin, stdin-eof and resize frames (docs/agent-protocol.md).
+inline constexpr const char* kInputSocket = "stdin.sock";
 
 class AgentConnection {
  public:
@@ -26,6 +29,8 @@ class AgentConnection {
 
   // Connects through the container's vsock socket to the agent's port and says hello.
   static Result<AgentConnection> dial(const std::filesystem::path& container_dir, int timeout_ms = 5000);
+  // Connects to the container's input socket (kInputSocket), which takes frames without a hello.
+  static Result<AgentConnection> dial_input(const std::filesystem::path& container_dir);
 
   [[nodiscard]] int fd() const { return fd_.get(); }
   Status send(agent::Kind kind, std::string_view payload);

@@ -26,6 +26,9 @@
 namespace hyper::runtime {
 namespace {
 
+// Held shared by the watchers of a run (watch_exit), exclusively by whoever removes it.
+constexpr const char* kWatchLock = "watch.lock";
+
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
@@ -516,8 +519,11 @@ Result<Container> ContainerStore::load(const std::string& id) const {
   if (container.id != id) return corrupt(config_path, "its id is not its directory's name");
   const ContainerState state = HYPER_TRY(read_state(container.dir));
   container.state = HYPER_TRY(reconcile(container.dir, state));
-  // A --rm container whose monitor was killed before it could remove it: done here.
+  // A --rm container whose monitor was killed before it could remove it: done here, once
+  // no watcher (hyperd's wait or attach) still has to read how it ended.
   if (container.config.auto_remove && container.state.status == ContainerStatus::exited) {
+    auto unwatched = FileLock::try_acquire(container.dir / kWatchLock);
+    if (unwatched.ok() && !*unwatched) return container;
     HYPER_CHECK(remove(container));
     return make_error(Errc::not_found, "No such container: " + id);
   }
@@ -572,6 +578,21 @@ Status ContainerStore::update_state(const Container& container,
 
 Result<std::optional<FileLock>> ContainerStore::claim_vm(const Container& container) const {
   return FileLock::try_acquire(dir_ / container.id / kVmLockFile);
+}
+
+Result<FileLock> ContainerStore::watch_exit(const Container& container) const {
+  return FileLock::acquire_shared(container.dir / kWatchLock);
+}
+
+std::optional<FileLock> ContainerStore::wait_for_watchers(const Container& container) const {
+  constexpr int kPollMs = 5;
+  for (int waited = 0; waited < kWatchGraceMs; waited += kPollMs) {
+    auto lock = FileLock::try_acquire(container.dir / kWatchLock);
+    if (!lock.ok()) return std::nullopt;
+    if (*lock) return std::move(*lock);
+    ::usleep(kPollMs * 1000);
+  }
+  return std::nullopt;
 }
 
 Status ContainerStore::remove(const Container& container) const {

@@ -63,6 +63,9 @@ struct ContainerConfig {
   bool seccomp = true;  // false: --security-opt seccomp=unconfined
 };
 
+// How long a --rm container's monitor waits for its exit's watchers before removing it.
+inline constexpr int kWatchGraceMs = 5000;
+
 enum class ContainerStatus { created, running, exited };
 const char* status_name(ContainerStatus status);
 
@@ -116,6 +119,13 @@ class ContainerStore {
   // run, until just before it records the exit; a commit of a stopped container while it
   // reads the scratch disk. So two VMs never share a scratch disk.
   [[nodiscard]] Result<std::optional<FileLock>> claim_vm(const Container& container) const;
+  // Held (shared) by whoever watches a run to its end (hyperd's wait and attach), so that
+  // the monitor of a --rm container, which takes it exclusively before it removes the
+  // container (waiting at most `kWatchGraceMs`), removes nothing its watchers have not
+  // seen exit. Fails once the container is gone.
+  [[nodiscard]] Result<FileLock> watch_exit(const Container& container) const;
+  // The monitor's side: true once no watcher holds the lock (or the grace time is over).
+  [[nodiscard]] std::optional<FileLock> wait_for_watchers(const Container& container) const;
   // Deletes the directory and the name; the caller has made sure it is not running.
   Status remove(const Container& container) const;
 

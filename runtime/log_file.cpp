@@ -133,4 +133,23 @@ Result<uint64_t> read_log(const std::filesystem::path& path, uint64_t offset,
   }
 }
 
+std::pair<size_t, size_t> tail_start(const std::vector<LogRecord>& records, uint64_t lines) {
+  if (lines == 0) return {records.size(), 0};
+  bool ends_with_newline = false;
+  for (size_t r = records.size(); r-- > 0;) {
+    if (records[r].bytes.empty()) continue;
+    ends_with_newline = records[r].bytes.back() == '\n';
+    break;
+  }
+  // The newline that ends the line before the first one shown.
+  uint64_t newlines = lines + (ends_with_newline ? 1 : 0);
+  for (size_t r = records.size(); r-- > 0;) {
+    const std::string& bytes = records[r].bytes;
+    for (size_t b = bytes.size(); b-- > 0;) {
+      if (bytes[b] == '\n' && --newlines == 0) return {r, b + 1};
+    }
+  }
+  return {0, 0};
+}
+
 }  // namespace hyper::runtime

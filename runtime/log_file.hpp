@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "vmm/result.hpp"
 #include "vmm/unique_fd.hpp"
@@ -39,5 +41,9 @@ struct LogRecord {
 // offset after the last whole line (a partly written last line is left for later).
 Result<uint64_t> read_log(const std::filesystem::path& path, uint64_t offset,
                           const std::function<void(const LogRecord&)>& sink);
+
+// Where the last `lines` lines start, as (record, byte in it): counted over both streams
+// together, a last line without its newline counting as one.
+std::pair<size_t, size_t> tail_start(const std::vector<LogRecord>& records, uint64_t lines);
 
 }  // namespace hyper::runtime

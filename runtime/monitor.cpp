@@ -7,12 +7,15 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <optional>
 
@@ -24,6 +27,7 @@
 #include "runtime/log_file.hpp"
 #include "runtime/network/container_network.hpp"
 #include "runtime/stdio_relay.hpp"
+#include "runtime/usage/meter.hpp"
 #include "runtime/vm_session.hpp"
 #include "runtime/volume/container_mounts.hpp"
 #include "runtime/volume/volume_users.hpp"
@@ -142,6 +146,7 @@ void report_to_monitor(int fd, const Json& message) {
 struct VmmSetup {
   bool jailed = false;
   int report_fd = -1;
+  int input_listen_fd = -1;  // listen_for_input()
   const net::ContainerNetwork* network = nullptr;  // the container's network, when on one
 };
 
@@ -209,6 +214,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   relay.log = &log.value();
   relay.stopped_fd = vm.stopped_fd();
   relay.signal_fd = signal_fd;
+  relay.input_listen_fd = setup.input_listen_fd;
   const RelayOutcome outcome = relay_stdio(vm.agent(), relay);
   (void)log->flush();
   const uint64_t exited_ns = now_ns();
@@ -224,7 +230,27 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
 struct VmmChannels {
   int go = -1;      // one byte once the monitor has recorded the VMM and moved it into its cgroup
   int report = -1;  // report_to_monitor()
+  int input = -1;   // listen_for_input()
 };
+
+// A detached container with open stdin takes its input from hyperd through a socket in
+// its directory (kInputSocket). The monitor binds it: the jailed VMM, whose relay serves
+// it, sees that directory read-only. Bound through the directory's fd, since a
+// container's path may be longer than a socket address holds.
+Result<UniqueFd> listen_for_input(const std::filesystem::path& dir) {
+  UniqueFd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd.valid()) return Error::from_errno("open " + dir.string());
+  const std::string path = "/proc/self/fd/" + std::to_string(dir_fd.get()) + "/" + kInputSocket;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), std::min(path.size() + 1, sizeof addr.sun_path - 1));
+  ::unlink(path.c_str());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Error::from_errno("socket");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 8) != 0)
+    return Error::from_errno("listen on " + (dir / kInputSocket).string());
+  return fd;
+}
 
 [[noreturn]] void vmm_main(const Paths& paths, const Container& container, const MonitorOptions& options,
                            const VmmChannels& channels, bool jailed, const net::ContainerNetwork* network) {
@@ -250,7 +276,7 @@ struct VmmChannels {
   ::close(channels.go);
   auto signals = forwarded_signals_fd();
   UniqueFd signal_fd = signals.ok() ? std::move(signals).value() : UniqueFd();
-  Ended ended = run_vm(paths, container, options, signal_fd.get(), VmmSetup{jailed, channels.report, network});
+  Ended ended = run_vm(paths, container, options, signal_fd.get(), VmmSetup{jailed, channels.report, channels.input, network});
   if (!ended.started) options.on_started(ended.status, ended.error);
   report_to_monitor(channels.report, {{"error", ended.error}});
   _exit(ended.status & 0xff);
@@ -383,7 +409,7 @@ struct Pipe {
 
 // Forks the VMM process (which never returns from here); its pid, in the monitor.
 Result<pid_t> spawn_vmm(const Paths& paths, const Container& container, const MonitorOptions& options, Pipe& go,
-                        Pipe& report, int monitor_signal_fd, bool jailed, const net::ContainerNetwork* network) {
+                        Pipe& report, int input, int monitor_signal_fd, bool jailed, const net::ContainerNetwork* network) {
   // Nothing buffered twice: the VMM process leaves with _exit.
   std::fflush(stdout);
   std::fflush(stderr);
@@ -392,7 +418,7 @@ Result<pid_t> spawn_vmm(const Paths& paths, const Container& container, const Mo
     go.write.reset();
     report.read.reset();
     ::close(monitor_signal_fd);
-    vmm_main(paths, container, options, VmmChannels{go.read.get(), report.write.get()}, jailed, network);
+    vmm_main(paths, container, options, VmmChannels{go.read.get(), report.write.get(), input}, jailed, network);
   }
   go.read.reset();
   report.write.reset();
@@ -446,7 +472,14 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
     }
     network = std::move(attached).value();
   }
-  auto forked = spawn_vmm(paths, container, options, *go, *report, signals.fd(), jailed, network.get());
+  UniqueFd input;
+  if (container.config.open_stdin && !options.attach) {
+    auto listening = listen_for_input(container.dir);
+    if (listening.ok()) input = std::move(listening).value();
+    else options.on_warning("the container's input cannot be attached: " + listening.error().message);
+  }
+  auto forked = spawn_vmm(paths, container, options, *go, *report, input.get(), signals.fd(), jailed, network.get());
+  input.reset();  // the VMM's relay serves it
   if (!forked.ok()) {
     if (jail.limits_enforced) (void)remove_cgroup(jail.cgroup);
     options.on_started(125, forked.error().message);
@@ -457,9 +490,12 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
   if (network)
     if (auto resolver = network->start_resolver(); !resolver.ok())
       options.on_warning("container names on network " + container.config.net.network + " do not resolve: " + resolver.error().message);
+  auto meter = usage::Meter::open(paths, container);
+  if (!meter.ok()) options.on_warning("the container's usage is not metered: " + meter.error().message);
   warn_unenforced(options, jail);
   options.release_started();
   record_running(store, container, vmm, jail, network.get());
+  if (meter.ok()) meter->start();
   crash_point("monitor-running");
   const char start = 1;
   (void)write_all(go->write.get(), &start, 1, "the VMM");
@@ -469,9 +505,11 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
       if (state.jail) state.jail->root = how;
     });
   });
+  if (meter.ok()) meter->stop();
   // The jailed VMM cannot unlink what it bound: its view of the directory is read-only.
   // Before the claim goes, after which the next VMM may bind them.
   remove_session_sockets(container.dir);
+  ::unlink((container.dir / kInputSocket).c_str());
   // The VM is gone: released first, so that whoever sees "exited" (a commit right after
   // a stop) can claim the disks at once.
   network.reset();
@@ -487,6 +525,7 @@ int run_monitor(const Paths& paths, ContainerStore& store, const Container& cont
     state.endpoint.reset();
   });
   if (container.config.auto_remove) {
+    const auto watchers_done = store.wait_for_watchers(container);
     (void)store.remove(container);
     if (auto volumes = volume::VolumeStore::open(paths.volumes()); volumes.ok())
       volume::remove_anonymous_volumes(*volumes, store, container);

@@ -18,6 +18,7 @@ struct Paths {
   [[nodiscard]] std::filesystem::path containers() const { return root / "containers"; }
   [[nodiscard]] std::filesystem::path networks() const { return root / "networks"; }
   [[nodiscard]] std::filesystem::path volumes() const { return root / "volumes"; }
+  [[nodiscard]] std::filesystem::path usage() const { return root / "usage"; }  // runtime/usage/ledger.hpp
   [[nodiscard]] std::filesystem::path config() const { return root / "config.json"; }
 };
 

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "runtime/image_blobs.hpp"
 #include "runtime/image_store.hpp"
 
 namespace hyper::runtime {
@@ -305,6 +306,28 @@ Status RegistryClient::verify_login() {
   request.url = "/v2/";
   const auto response = HYPER_TRY(send(request, {}));
   return check(response, "login to " + domain_);
+}
+
+Result<RegistryOptions> configured_registry_options(const Paths& paths, const std::vector<std::string>& insecure) {
+  RegistryOptions options;
+  options.insecure = insecure;
+  if (const char* env = std::getenv("HYPER_INSECURE_REGISTRIES"); env != nullptr)
+    for (const auto host : blobs::split(env, ','))
+      if (!host.empty()) options.insecure.emplace_back(host);
+  options.certs_dirs = {(paths.root / "certs.d").string(), "/etc/docker/certs.d"};
+  const auto config_path = paths.root / "config.json";
+  if (::access(config_path.c_str(), F_OK) == 0) {
+    const auto text = HYPER_TRY(blobs::read_small_file(config_path, 1 << 20));
+    const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object())
+      return make_error(Errc::invalid_argument, config_path.string() + ": not a JSON object");
+    if (const auto it = doc.find("insecure-registries"); it != doc.end()) {
+      if (!it->is_array()) return make_error(Errc::invalid_argument, config_path.string() + ": \"insecure-registries\" is not a list");
+      for (const auto& host : *it)
+        if (host.is_string()) options.insecure.push_back(host.get<std::string>());
+    }
+  }
+  return options;
 }
 
 }  // namespace hyper::runtime

@@ -15,6 +15,7 @@
 
 #include "runtime/registry_auth.hpp"
 #include "runtime/registry_http.hpp"
+#include "runtime/paths.hpp"
 #include "vmm/result.hpp"
 
 namespace hyper::runtime {
@@ -38,6 +39,11 @@ struct RegistryOptions {
   // it and its token server) instead of the system's CAs. The first match wins.
   std::vector<std::string> certs_dirs;
 };
+
+// The options the state directory and environment give: `insecure` (--insecure-registry),
+// then $HYPER_INSECURE_REGISTRIES (comma-separated), then <root>/config.json's
+// {"insecure-registries": [...]}, as Docker's daemon.json has it; certs.d directories.
+Result<RegistryOptions> configured_registry_options(const Paths& paths, const std::vector<std::string>& insecure);
 
 class RegistryClient {
  public:

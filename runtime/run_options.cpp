@@ -1,4 +1,4 @@
-#include "cli/run_options.hpp"
+#include "runtime/run_options.hpp"
 
 #include <arpa/inet.h>
 #include <boost/program_options.hpp>
@@ -13,7 +13,7 @@
 #include "runtime/network/network_store.hpp"
 #include "virtio/net.hpp"
 
-namespace hyper::cli {
+namespace hyper::runtime {
 namespace {
 
 namespace po = boost::program_options;
@@ -133,7 +133,9 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
   out.name = optional("name");
   out.workdir = optional("workdir");
   out.user = optional("user");
-  out.entrypoint = optional("entrypoint");
+  // "" clears the image's entrypoint.
+  if (auto entrypoint = optional("entrypoint"))
+    out.entrypoint = entrypoint->empty() ? std::vector<std::string>{} : std::vector<std::string>{*entrypoint};
   out.hostname = optional("hostname");
   out.tap = optional("tap");
   out.network = optional("network");
@@ -302,8 +304,8 @@ Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const r
   config.image = flags.image;
   config.image_id = image.id;
   if (flags.entrypoint) {
-    // Docker: a new entrypoint drops the image's command too; "" clears the entrypoint.
-    config.entrypoint = flags.entrypoint->empty() ? std::vector<std::string>{} : std::vector<std::string>{*flags.entrypoint};
+    // Docker: a new entrypoint drops the image's command too.
+    config.entrypoint = *flags.entrypoint;
     config.cmd = flags.command;
   } else {
     config.entrypoint = image.config.entrypoint;
@@ -328,4 +330,4 @@ Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const r
   return config;
 }
 
-}  // namespace hyper::cli
+}  // namespace hyper::runtime

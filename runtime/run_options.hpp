@@ -1,6 +1,8 @@
-// `hyper run`'s command line turned into a container's configuration: Docker's rules for
-// how the image's entrypoint, command, environment, user and working directory combine
-// with the flags. Pure functions, so the unit tests cover them without a VM.
+// `hyper run`'s flags turned into a container's configuration: Docker's rules for how the
+// image's entrypoint, command, environment, user and working directory combine with the
+// flags. The CLI parses a command line into RunFlags; hyperd fills them from the Engine
+// API's container-create body, so both get the same checks. Pure functions, so the unit
+// tests cover them without a VM.
 #pragma once
 
 #include <optional>
@@ -11,13 +13,14 @@
 #include "runtime/image_store.hpp"
 #include "vmm/result.hpp"
 
-namespace hyper::cli {
+namespace hyper::runtime {
 
 struct RunFlags {
   bool detach = false, interactive = false, tty = false, remove = false;
   std::optional<std::string> name;
   std::vector<std::string> env, env_files;
-  std::optional<std::string> workdir, user, entrypoint, hostname;
+  std::optional<std::string> workdir, user, hostname;
+  std::optional<std::vector<std::string>> entrypoint;  // empty: none, not the image's
   std::optional<std::string> tap;
   std::optional<std::string> network, mac_address;
   std::vector<std::string> network_aliases, publish, links, dns, dns_search, add_hosts;
@@ -34,7 +37,7 @@ struct RunFlags {
 Result<RunFlags> parse_run_flags(const std::vector<std::string>& args);
 
 // --tap NAME,ip=CIDR[,gw=IP][,mac=M][,dns=IP]...: the container's eth0 on a tap.
-Result<runtime::TapNetwork> parse_tap(const std::string& spec);
+Result<TapNetwork> parse_tap(const std::string& spec);
 
 // "512m", "1g", "268435456" -> MiB; at least 64 MiB (a VM needs room for its kernel).
 Result<uint64_t> parse_memory(const std::string& text);
@@ -48,11 +51,11 @@ Result<std::vector<std::string>> merge_env(const std::vector<std::string>& image
                                            const std::vector<std::string>& env_flags);
 
 // --network, -p, -P, --link, --dns, --dns-search, --add-host, --network-alias, --mac-address.
-Result<runtime::net::NetworkConfig> network_config(const RunFlags& flags, const runtime::Image& image);
+Result<net::NetworkConfig> network_config(const RunFlags& flags, const Image& image);
 
 // -v, --mount, --tmpfs, checked (the host paths and volumes are looked at by `run`).
-Result<std::vector<runtime::volume::Mount>> mounts_config(const RunFlags& flags);
+Result<std::vector<volume::Mount>> mounts_config(const RunFlags& flags);
 
-Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const runtime::Image& image);
+Result<ContainerConfig> container_config(const RunFlags& flags, const Image& image);
 
-}  // namespace hyper::cli
+}  // namespace hyper::runtime

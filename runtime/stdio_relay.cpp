@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "runtime/log_file.hpp"
 #include "vmm/file_io.hpp"
@@ -25,16 +27,21 @@ class Relay {
   RelayOutcome run() {
     bool stdin_open = options_.forward_stdin;
     for (;;) {
-      pollfd fds[4] = {{conn_.fd(), POLLIN, 0},
-                       {options_.stopped_fd, POLLIN, 0},
-                       {options_.signal_fd, POLLIN, 0},
-                       {stdin_open ? STDIN_FILENO : -1, POLLIN, 0}};
-      if (::poll(fds, 4, -1) < 0 && errno != EINTR) return {std::nullopt, std::string("poll: ") + std::strerror(errno)};
+      std::vector<pollfd> fds = {{conn_.fd(), POLLIN, 0},
+                                 {options_.stopped_fd, POLLIN, 0},
+                                 {options_.signal_fd, POLLIN, 0},
+                                 {stdin_open ? STDIN_FILENO : -1, POLLIN, 0},
+                                 {options_.input_listen_fd, POLLIN, 0}};
+      for (const auto& input : inputs_) fds.push_back({input.fd(), POLLIN, 0});
+      if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return {std::nullopt, std::string("poll: ") + std::strerror(errno)};
       if (fds[0].revents) {
         if (auto outcome = drain_agent()) return *outcome;
       }
       if (fds[2].revents) forward_signals();
       if (fds[3].revents) stdin_open = forward_stdin();
+      for (size_t i = fds.size(); i-- > kFixedFds;)
+        if (fds[i].revents && !forward_input(inputs_[i - kFixedFds])) inputs_.erase(inputs_.begin() + static_cast<std::ptrdiff_t>(i - kFixedFds));
+      if (fds[4].revents) accept_input();
       if (fds[1].revents) {
         if (auto outcome = drain_agent()) return *outcome;
         return {std::nullopt, "the VM stopped before the process's exit was reported"};
@@ -86,8 +93,30 @@ class Relay {
     return true;
   }
 
+  static constexpr size_t kFixedFds = 5;
+  static constexpr size_t kMaxInputs = 16;
+
+  void accept_input() {
+    UniqueFd client(::accept4(options_.input_listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (client.valid() && inputs_.size() < kMaxInputs) inputs_.emplace_back(std::move(client));
+  }
+
+  // Passes on what an input client may send: the process's input and terminal size.
+  // False when the client is gone or sent anything else.
+  bool forward_input(AgentConnection& input) {
+    for (;;) {
+      auto frame = input.poll_frame();
+      if (!frame.ok()) return false;
+      if (!*frame) return true;
+      const agent::Frame& f = **frame;
+      if (f.kind != Kind::stdin_data && f.kind != Kind::stdin_eof && f.kind != Kind::resize) return false;
+      (void)conn_.send(f.kind, f.payload);
+    }
+  }
+
   AgentConnection& conn_;
   const RelayOptions& options_;
+  std::vector<AgentConnection> inputs_;
 };
 
 }  // namespace

@@ -19,6 +19,9 @@ struct RelayOptions {
   LogWriter* log = nullptr;   // not owned
   int stopped_fd = -1;        // readable when the VM is gone: stop waiting
   int signal_fd = -1;         // a signalfd whose signals go to the process
+  // A listening Unix socket whose clients (hyperd's attach and resize) send the process
+  // stdin, stdin-eof and resize frames; -1 for none.
+  int input_listen_fd = -1;
 };
 
 struct RelayOutcome {

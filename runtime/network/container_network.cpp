@@ -286,4 +286,21 @@ ContainerNetwork::~ContainerNetwork() {
     if (auto store = NetworkStore::open(paths_.networks()); store.ok()) (void)store->detach_everywhere(container_.id);
 }
 
+Result<Network> create_network(const Paths& paths, NetworkStore& store, const NetworkRequest& request) {
+  auto network = HYPER_TRY(store.create(request, host_routes()));
+  if (::geteuid() != 0) return network;
+  if (auto host = ensure_network_on_host(paths, network); !host.ok()) {
+    (void)remove_network_from_host(network);
+    (void)store.remove(network);
+    return make_error(host.error().code, "network " + network.name + ": " + host.error().message);
+  }
+  return network;
+}
+
+Status remove_network(const NetworkStore& store, const Network& network) {
+  HYPER_CHECK(store.remove(network));
+  if (::geteuid() != 0) return {};
+  return remove_network_from_host(network);
+}
+
 }  // namespace hyper::runtime::net

@@ -79,4 +79,10 @@ Status ensure_network_on_host(const Paths& paths, const Network& network);
 // `network rm`: the bridge and the rules go.
 Status remove_network_from_host(const Network& network);
 
+// `network create`: the record, and (as root) its bridge at once, as Docker's exists from
+// creation on; without root the bridge comes with the first container (which needs root too).
+Result<Network> create_network(const Paths& paths, NetworkStore& store, const NetworkRequest& request);
+// `network rm`: the record, and (as root) the bridge and its rules.
+Status remove_network(const NetworkStore& store, const Network& network);
+
 }  // namespace hyper::runtime::net

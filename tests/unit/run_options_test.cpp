@@ -1,4 +1,4 @@
-#include "cli/run_options.hpp"
+#include "runtime/run_options.hpp"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 
 using namespace hyper;
-using namespace hyper::cli;
+using namespace hyper::runtime;
 
 namespace {
 
@@ -91,7 +91,7 @@ TEST_CASE("run options: the image splits flags from the command") {
   CHECK(flags.hostname == std::optional<std::string>("box"));
   CHECK(flags.memory == "512m");
   CHECK(flags.cpus == "2");
-  CHECK(flags.entrypoint == std::optional<std::string>(""));
+  CHECK(flags.entrypoint == std::optional<std::vector<std::string>>(std::vector<std::string>{}));
   CHECK(flags.env_files == std::vector<std::string>{"f"});
   CHECK(flags.interactive);
   CHECK(flags.image == "img");
@@ -242,20 +242,20 @@ TEST_CASE("run options: entrypoint and command follow Docker's rules") {
 }
 
 TEST_CASE("run options: --tap names the tap first, then the address and the optional parts") {
-  auto net = hyper::cli::parse_tap("tap0,ip=10.0.2.15/24,gw=10.0.2.1,mac=02:00:00:00:00:15,dns=10.0.2.1,dns=10.0.2.2");
+  auto net = hyper::runtime::parse_tap("tap0,ip=10.0.2.15/24,gw=10.0.2.1,mac=02:00:00:00:00:15,dns=10.0.2.1,dns=10.0.2.2");
   REQUIRE(net.ok());
   CHECK(net->tap == "tap0");
   CHECK(net->address == "10.0.2.15/24");
   CHECK(net->gateway == "10.0.2.1");
   CHECK(net->mac == "02:00:00:00:00:15");
   CHECK(net->dns == std::vector<std::string>{"10.0.2.1", "10.0.2.2"});
-  CHECK(hyper::cli::parse_tap("t,ip=192.168.7.2/30").ok());
+  CHECK(hyper::runtime::parse_tap("t,ip=192.168.7.2/30").ok());
   for (const char* bad : {"", "ip=10.0.2.15/24", "tap0", "tap0,ip=10.0.2.15", "tap0,ip=10.0.2.300/24",
                           "tap0,ip=10.0.2.15/33", "tap0,ip=10.0.2.15/", "tap0,ip=10.0.2.15/2x", "tap0,ip=10.0.2.15/24,gw=x",
                           "tap0,ip=10.0.2.15/24,mac=01:00:00:00:00:01", "tap0,ip=10.0.2.15/24,bogus=1",
                           "a-very-long-tap-name,ip=10.0.2.15/24"}) {
     CAPTURE(bad);
-    CHECK_FALSE(hyper::cli::parse_tap(bad).ok());
+    CHECK_FALSE(hyper::runtime::parse_tap(bad).ok());
   }
 }
 

@@ -1,0 +1,221 @@
+// Exec instances: created with a container's process settings, started over a hijacked
+// connection that hyperd relays to the agent itself (an exec is a connection to the
+// agent, not something the monitor keeps), inspected for the exit code afterwards.
+#include <poll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "runtime/agent_client.hpp"
+#include "runtime/api/daemon.hpp"
+#include "runtime/run_options.hpp"
+#include "vmm/file_io.hpp"
+
+namespace hyper::runtime::api {
+
+struct ExecSession {
+  std::string id, container_id;
+  Json process;  // the agent's exec "process"
+  bool attach_stdin = false, attach_stdout = true, attach_stderr = true, tty = false;
+  std::mutex mutex;
+  bool running = false;
+  std::optional<int> exit_code;
+  AgentConnection* conn = nullptr;  // while attached; every send to it holds `mutex`
+};
+
+std::shared_ptr<ExecSession> Daemon::add_exec(std::shared_ptr<ExecSession> session) const {
+  std::lock_guard lock(mutex_);
+  execs_[session->id] = session;
+  return session;
+}
+
+std::shared_ptr<ExecSession> Daemon::find_exec(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  const auto it = execs_.find(id);
+  return it == execs_.end() ? nullptr : it->second;
+}
+
+namespace {
+
+std::string random_id() {
+  unsigned char bytes[32];
+  if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : bytes) id += {kHex[b >> 4], kHex[b & 15]};
+  return id;
+}
+
+std::vector<std::string> words(const Json& body, const char* key) {
+  std::vector<std::string> out;
+  if (const auto it = body.find(key); it != body.end() && it->is_array())
+    for (const auto& word : *it) out.push_back(word.get<std::string>());
+  return out;
+}
+
+void create(const Daemon& daemon, const Request& request, Exchange& exchange) {
+  const auto container = find_container(daemon, request, exchange);
+  if (!container) return;
+  if (container->state.status != ContainerStatus::running)
+    return exchange.send_error(http::status::conflict, "Container " + container->id + " is not running");
+  const auto body = request.json_body();
+  if (!body.ok()) return exchange.send_error(body.error());
+  const auto command = words(*body, "Cmd");
+  if (command.empty()) return exchange.send_error(http::status::bad_request, "No exec command specified");
+  const auto env = merge_env(container->config.env, {}, words(*body, "Env"));
+  if (!env.ok()) return exchange.send_error(env.error());
+  auto session = std::make_shared<ExecSession>();
+  session->id = random_id();
+  session->container_id = container->id;
+  session->tty = body->value("Tty", false);
+  session->attach_stdin = body->value("AttachStdin", false);
+  session->attach_stdout = body->value("AttachStdout", false);
+  session->attach_stderr = body->value("AttachStderr", false);
+  const std::string workdir = body->value("WorkingDir", std::string());
+  const std::string user = body->value("User", std::string());
+  session->process = {{"args", command},
+                      {"env", *env},
+                      {"cwd", !workdir.empty() ? workdir : container->config.working_dir.empty() ? "/" : container->config.working_dir},
+                      {"user", !user.empty() ? user : container->config.user},
+                      {"tty", session->tty},
+                      {"stdin", session->attach_stdin}};
+  if (const auto size = body->find("ConsoleSize"); size != body->end() && size->is_array() && size->size() == 2 &&
+                                                    (*size)[0].get<int>() > 0 && (*size)[1].get<int>() > 0)
+    session->process["rows"] = (*size)[0], session->process["cols"] = (*size)[1];
+  daemon.add_exec(session);
+  exchange.send_json(http::status::created, Json{{"Id", session->id}});
+}
+
+// Relays one exec's stream between the client and the agent until the process exits.
+std::optional<int> relay(ExecSession& session, AgentConnection& conn, int client, std::string pending_input) {
+  bool input_open = session.attach_stdin && client >= 0;
+  const auto send_input = [&](std::string_view bytes) {
+    std::lock_guard lock(session.mutex);
+    (void)conn.send(agent::Kind::stdin_data, bytes);
+  };
+  if (input_open && !pending_input.empty()) send_input(pending_input);
+  for (;;) {
+    pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {input_open ? client : -1, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) return std::nullopt;
+    if (fds[1].revents) {
+      char buf[agent::kMaxDataChunk];
+      const ssize_t n = ::read(client, buf, sizeof buf);
+      if (n > 0) {
+        send_input(std::string_view(buf, static_cast<size_t>(n)));
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        input_open = false;
+        std::lock_guard lock(session.mutex);
+        (void)conn.send(agent::Kind::stdin_eof, "");
+      }
+    }
+    if (!fds[0].revents) continue;
+    for (;;) {
+      auto frame_read = conn.poll_frame();
+      if (!frame_read.ok()) return std::nullopt;
+      if (!*frame_read) break;
+      const agent::Frame& f = **frame_read;
+      if (f.kind == agent::Kind::exit) {
+        auto body = parse_json_payload(f);
+        return body.ok() ? std::optional<int>(body->value("status", 255)) : std::nullopt;
+      }
+      const bool wanted = f.kind == agent::Kind::stdout_data ? session.attach_stdout : f.kind == agent::Kind::stderr_data && session.attach_stderr;
+      if (wanted) {
+        const std::string bytes = stream_frame(f.kind == agent::Kind::stderr_data, f.payload, session.tty);
+        (void)write_all(client, bytes.data(), bytes.size(), "the client");
+      }
+    }
+  }
+}
+
+void start(const Daemon& daemon, const Request& request, Exchange& exchange) {
+  const auto session = daemon.find_exec(request.param("id"));
+  if (!session) return exchange.send_error(http::status::not_found, "No such exec instance: " + request.param("id"));
+  const auto body = request.json_body();
+  if (!body.ok()) return exchange.send_error(body.error());
+  const auto store = daemon.containers();
+  const auto container = store.ok() ? store->find(session->container_id) : Result<Container>(store.error());
+  if (!container.ok() || container->state.status != ContainerStatus::running)
+    return exchange.send_error(http::status::conflict, "Container " + session->container_id + " is not running");
+  {
+    std::lock_guard lock(session->mutex);
+    if (session->running || session->exit_code)
+      return exchange.send_error(http::status::conflict, "Exec " + session->id + " has already been started");
+    session->running = true;
+  }
+  auto conn = AgentConnection::dial(container->dir);
+  if (!conn.ok()) return exchange.send_error(conn.error());
+  auto reply = conn->request({{"op", "exec"}, {"process", session->process}}, 30'000);
+  if (!reply.ok()) {
+    std::lock_guard lock(session->mutex);
+    session->running = false;
+    session->exit_code = 126;
+    return exchange.send_error(http::status::internal_server_error, reply.error().message);
+  }
+  const bool detach = body->value("Detach", false);
+  if (detach) {
+    exchange.send_empty(http::status::ok);
+    // The process runs on; its connection waits for the exit here, off the client's time.
+    std::thread([session, conn = std::move(conn).value()]() mutable {
+      const auto status = relay(*session, conn, -1, {});
+      std::lock_guard lock(session->mutex);
+      session->running = false;
+      session->exit_code = status.value_or(137);
+    }).detach();
+    return;
+  }
+  if (!exchange.upgrade(session->tty ? kRawStream : kMultiplexedStream).ok())
+    return;
+  {
+    std::lock_guard lock(session->mutex);
+    session->conn = &conn.value();
+  }
+  const auto status = relay(*session, *conn, exchange.fd(), exchange.take_buffered());
+  std::lock_guard lock(session->mutex);
+  session->conn = nullptr;
+  session->running = false;
+  session->exit_code = status.value_or(137);
+  ::shutdown(exchange.fd(), SHUT_WR);
+}
+
+void resize(const Daemon& daemon, const Request& request, Exchange& exchange) {
+  const auto session = daemon.find_exec(request.param("id"));
+  if (!session) return exchange.send_error(http::status::not_found, "No such exec instance: " + request.param("id"));
+  const int rows = std::atoi(request.arg("h").value_or("0").c_str()), cols = std::atoi(request.arg("w").value_or("0").c_str());
+  if (rows <= 0 || cols <= 0 || rows > 0xffff || cols > 0xffff)
+    return exchange.send_error(http::status::bad_request, "h and w must be terminal sizes");
+  std::lock_guard lock(session->mutex);
+  if (session->conn && session->tty) (void)session->conn->send(agent::Kind::resize, Json{{"rows", rows}, {"cols", cols}}.dump());
+  exchange.send_empty(http::status::created);
+}
+
+void inspect(const Daemon& daemon, const Request& request, Exchange& exchange) {
+  const auto session = daemon.find_exec(request.param("id"));
+  if (!session) return exchange.send_error(http::status::not_found, "No such exec instance: " + request.param("id"));
+  std::lock_guard lock(session->mutex);
+  exchange.send_json(http::status::ok,
+                     Json{{"ID", session->id},
+                          {"Running", session->running},
+                          {"ExitCode", session->exit_code ? Json(*session->exit_code) : Json()},
+                          {"ProcessConfig", {{"tty", session->tty}, {"entrypoint", session->process["args"][0]},
+                                             {"arguments", Json(session->process["args"].begin() + 1, session->process["args"].end())},
+                                             {"user", session->process["user"]}}},
+                          {"OpenStdin", session->attach_stdin},
+                          {"OpenStdout", session->attach_stdout},
+                          {"OpenStderr", session->attach_stderr},
+                          {"ContainerID", session->container_id},
+                          {"Pid", 0}});
+}
+
+}  // namespace
+
+void add_exec_routes(Router& router, Daemon& daemon) {
+  using http::verb;
+  router.add(verb::post, "/containers/{id}/exec", bound(daemon, create));
+  router.add(verb::post, "/exec/{id}/start", bound(daemon, start));
+  router.add(verb::post, "/exec/{id}/resize", bound(daemon, resize));
+  router.add(verb::get, "/exec/{id}/json", bound(daemon, inspect));
+}
+
+}  // namespace hyper::runtime::api

@@ -1,0 +1,150 @@
+#include "runtime/container_control.hpp"
+
+#include <signal.h>
+#include <string.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <thread>
+
+#include "runtime/agent_client.hpp"
+#include "runtime/crash_point.hpp"
+#include "runtime/volume/virtiofs_daemon.hpp"
+#include "runtime/volume/volume_users.hpp"
+
+namespace hyper::runtime {
+namespace {
+
+constexpr auto kKillTimeout = std::chrono::seconds(10);
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
+}  // namespace
+
+Result<Container> create_container(const Paths& paths, ContainerStore& store, ContainerConfig config,
+                                   const std::optional<std::string>& name) {
+  for (const auto& mount : config.mounts)
+    if (mount.type == volume::MountType::bind) HYPER_CHECK(volume::check_share_source(mount.source));
+  const auto volumes = HYPER_TRY(volume::VolumeStore::open(paths.volumes()));
+  auto held = HYPER_TRY(volumes.lock());
+  HYPER_CHECK(volume::ensure_volumes(volumes, config.mounts));
+  return store.create(config, name);
+}
+
+Result<int> parse_signal(std::string text) {
+  if (text.empty()) return make_error(Errc::invalid_argument, "empty signal");
+  if (std::isdigit(static_cast<unsigned char>(text[0]))) {
+    char* end = nullptr;
+    const long number = std::strtol(text.c_str(), &end, 10);
+    if (*end != '\0' || number <= 0 || number >= NSIG) return make_error(Errc::invalid_argument, "invalid signal: " + text);
+    return static_cast<int>(number);
+  }
+  for (auto& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (text.rfind("SIG", 0) == 0) text = text.substr(3);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    const char* abbrev = ::sigabbrev_np(sig);
+    if (abbrev && text == abbrev) return sig;
+  }
+  return make_error(Errc::invalid_argument, "invalid signal: " + text);
+}
+
+Status signal_container(const Container& container, int sig) {
+  auto conn = HYPER_TRY(AgentConnection::dial(container.dir, 5000));
+  (void)HYPER_TRY(conn.request({{"op", "signal"}, {"signal", sig}}, 5000));
+  return {};
+}
+
+// Polls the state (find() reconciles a dead monitor) until the container is no longer
+// running or the deadline passes.
+Result<Container> wait_until_exited(const ContainerStore& store, const std::string& id,
+                                    std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    Container container = HYPER_TRY(store.find(id));
+    if (container.state.status != ContainerStatus::running) return container;
+    if (std::chrono::steady_clock::now() >= deadline) return container;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Status stop_container(const ContainerStore& store, const Container& container, int timeout_s) {
+  if (container.state.status != ContainerStatus::running) return {};
+  const auto image_signal = parse_signal(container.config.stop_signal);  // "" fails too: SIGTERM then
+  const int sig = image_signal.ok() ? image_signal.value() : SIGTERM;
+  const auto now = std::chrono::steady_clock::now();
+  if (signal_container(container, sig).ok()) {
+    crash_point("stop-signalled");
+    auto after = HYPER_TRY(wait_until_exited(store, container.id, now + std::chrono::seconds(timeout_s)));
+    if (after.state.status != ContainerStatus::running) return {};
+    if (signal_container(container, SIGKILL).ok()) {
+      after = HYPER_TRY(wait_until_exited(store, container.id, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+      if (after.state.status != ContainerStatus::running) return {};
+    }
+  }
+  // The agent is unreachable or ignored us: end the VM by ending its monitor.
+  if (monitor_alive(container.state)) ::kill(container.state.pid, SIGKILL);
+  auto after = HYPER_TRY(wait_until_exited(store, container.id, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  if (after.state.status == ContainerStatus::running) return make_error(Errc::io, "container " + container.id + " did not stop");
+  return {};
+}
+
+// Kills the monitor and waits until the store no longer shows the container running
+// (find() notices the dead monitor and records the exit).
+Status kill_container(const ContainerStore& store, const Container& container) {
+  if (monitor_alive(container.state) && ::kill(container.state.pid, SIGKILL) != 0 && errno != ESRCH)
+    return Error::from_errno("kill the monitor of container " + container.id);
+  const auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
+  for (;;) {
+    const Container current = HYPER_TRY(store.find(container.id));
+    if (current.state.status != ContainerStatus::running) return {};
+    if (std::chrono::steady_clock::now() >= deadline)
+      return make_error(Errc::io, "could not kill container " + container.id + ": it is still running");
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+Status remove_container(const Paths& paths, const ContainerStore& store, const std::string& ref, bool force,
+                  bool volumes) {
+  auto container = store.find(ref);
+  // Docker: removing what is not there is no error when forced.
+  if (!container.ok() && force && container.error().code == Errc::not_found) return {};
+  if (!container.ok()) return std::move(container).error();
+  const bool was_running = container->state.status == ContainerStatus::running;
+  if (was_running) {
+    if (!force)
+      return make_error(Errc::invalid_argument, "You cannot remove a running container " + container->id +
+                                                    ". Stop the container before attempting removal or force remove");
+    HYPER_CHECK(kill_container(store, *container));
+  }
+  // A stopped container's VM may be up for a commit (or a start may be on its way): its
+  // files stay until that is over. A monitor just killed lets go of them as its last
+  // thread exits, a moment after it is seen dead.
+  auto vm = HYPER_TRY(store.claim_vm(*container));
+  for (auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
+       !vm && was_running && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(kPollInterval);
+    vm = HYPER_TRY(store.claim_vm(*container));
+  }
+  if (!vm)
+    return make_error(Errc::invalid_argument, "container " + container->id +
+                                                  " is busy: another hyper command is starting or committing it");
+  // Whoever watched it run (hyperd's wait and attach) reads its exit status first.
+  const auto watchers_done = store.wait_for_watchers(*container);
+  HYPER_CHECK(store.remove(*container));
+  if (volumes) {
+    const auto volume_store = HYPER_TRY(volume::VolumeStore::open(paths.volumes()));
+    volume::remove_anonymous_volumes(volume_store, store, *container);
+  }
+  return {};
+}
+
+Result<std::function<bool(const std::string&)>> image_use(const ContainerStore& store) {
+  const auto containers = HYPER_TRY(store.list());
+  std::vector<std::string> used;
+  for (const auto& container : containers) used.push_back(container.config.image_id);
+  return std::function<bool(const std::string&)>([used](const std::string& id) {
+    return std::find(used.begin(), used.end(), id) != used.end();
+  });
+}
+
+}  // namespace hyper::runtime
