@@ -31,64 +31,14 @@ bool timings_requested() {
   return value && *value && std::string(value) != "0";
 }
 
-// What a detached monitor sends the starting command: warnings, then how the start went.
-constexpr char kWarningTag = 'W';
-constexpr char kStartedTag = 'S';
-
-std::string one_line(std::string text) {
-  for (auto& c : text) c = c == '\n' ? ' ' : c;
-  return text;
-}
-
 void print_warning(const std::string& warning) { std::fprintf(stderr, "hyper: warning: %s\n", warning.c_str()); }
 
-// Runs the monitor in a child of its own session, so it outlives this command; returns
-// once the container's process runs (0) or could not start (its docker exit code).
-int start_detached(const runtime::Paths& paths, ContainerStore& store, const Container& container) {
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) return report("pipe: " + std::string(std::strerror(errno)), 125);
-  const pid_t pid = ::fork();
-  if (pid < 0) return report("fork: " + std::string(std::strerror(errno)), 125);
-  if (pid == 0) {
-    ::close(ready[0]);
-    ::setsid();
-    const int null = ::open("/dev/null", O_RDWR);
-    const int log = ::open((container.dir / "monitor.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ::dup2(null, STDIN_FILENO);
-    ::dup2(null, STDOUT_FILENO);
-    ::dup2(log >= 0 ? log : null, STDERR_FILENO);
-    runtime::MonitorOptions options;
-    options.on_warning = [fd = ready[1]](const std::string& warning) {
-      const std::string message = kWarningTag + one_line(warning) + "\n";
-      (void)write_all(fd, message.data(), message.size(), "the starting command");
-    };
-    options.on_started = [fd = ready[1]](int code, const std::string& error) {
-      const std::string message = kStartedTag + std::string(1, static_cast<char>(code)) + error;
-      (void)write_all(fd, message.data(), message.size(), "the starting command");
-      ::close(fd);
-    };
-    options.release_started = [fd = ready[1]] { ::close(fd); };
-    const int status = runtime::run_monitor(paths, store, container, options);
-    _exit(status & 0xff);
-  }
-  ::close(ready[1]);
-  std::string message;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(ready[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<size_t>(n));
-  ::close(ready[0]);
-  // Warnings (a line each) come first, from the monitor; the outcome last, from its VMM.
-  while (message.starts_with(kWarningTag) && message.find('\n') != std::string::npos) {
-    const size_t newline = message.find('\n');
-    print_warning(message.substr(1, newline - 1));
-    message.erase(0, newline + 1);
-  }
-  if (message.size() < 2 || !message.starts_with(kStartedTag))
-    return report("the container's monitor died before the container started (see " +
-                      (container.dir / "monitor.log").string() + ")",
-                  125);
-  const int code = static_cast<unsigned char>(message[1]);
-  if (code != 0) return report(message.substr(2), code);
+// The monitor in a process of its own session, so it outlives this command; returns once
+// the container's process runs (0) or could not start (its docker exit code).
+int start_in_background(const runtime::Paths& paths, ContainerStore& store, const Container& container) {
+  const auto outcome = runtime::start_detached(paths, store, container);
+  for (const auto& warning : outcome.warnings) print_warning(warning);
+  if (outcome.code != 0) return report(outcome.error, outcome.code);
   return 0;
 }
 
@@ -161,7 +111,7 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
   if (!container.ok()) return report(container.error().message, 125);
 
   if (flags->detach) {
-    const int code = start_detached(*paths, *store, *container);
+    const int code = start_in_background(*paths, *store, *container);
     if (code == 0) std::printf("%s\n", container->id.c_str());
     return code;
   }
@@ -196,7 +146,7 @@ int cmd_start(const GlobalOptions& global, const std::vector<std::string>& args)
       std::printf("%s\n", ref.c_str());
       continue;
     }
-    const int code = start_detached(*paths, *store, *container);
+    const int code = start_in_background(*paths, *store, *container);
     if (code != 0) {
       status = code;
       continue;

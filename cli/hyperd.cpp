@@ -1,10 +1,9 @@
-// hyperd: the Docker Engine API on a Unix socket, so the real `docker` client (and any
-// Docker SDK) drives microVM containers. See runtime/api/daemon.hpp and docs/api.md.
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
+// hyperd: the Docker Engine API on a Unix socket (and TCP with mutual TLS), so the real
+// `docker` client and Docker SDKs drive microVM containers. See runtime/api/daemon.hpp and
+// docs/api.md.
 #include <boost/program_options.hpp>
 
-#include <fcntl.h>
+#include <netdb.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,8 +26,13 @@ using hyper::Status;
 
 constexpr const char* kUsage =
     "Usage: hyperd [OPTIONS]\n\nServe the Docker Engine API for Hyper's microVM containers\n\n"
-    "  -H, --host unix://PATH        the socket to listen on (default unix:///run/hyper.sock as root,\n"
-    "                                else unix://$XDG_RUNTIME_DIR/hyper.sock)\n"
+    "  -H, --host unix://PATH|tcp://HOST:PORT\n"
+    "                                where to listen (repeatable; default unix:///run/hyper.sock as\n"
+    "                                root, else unix://$XDG_RUNTIME_DIR/hyper.sock); TCP needs --tlsverify\n"
+    "      --tlsverify               TLS on TCP, and only clients with a certificate --tlscacert signed\n"
+    "      --tlscacert FILE          the CA of the clients' certificates\n"
+    "      --tlscert FILE            hyperd's certificate\n"
+    "      --tlskey FILE             its private key\n"
     "      --root DIR                the state directory, as hyper's --root\n"
     "      --insecure-registry HOST  a registry spoken to over plain HTTP (repeatable)\n"
     "  -v, --version                 print the version\n";
@@ -44,19 +48,37 @@ std::string default_host() {
   return std::string("unix://") + (runtime_dir && *runtime_dir ? runtime_dir : "/tmp") + "/hyper.sock";
 }
 
-// "unix:///run/hyper.sock" -> "/run/hyper.sock"; TCP needs TLS, which hyperd does not serve.
-Result<std::string> socket_path(const std::string& host) {
-  if (host.starts_with("unix://")) {
-    std::string path = host.substr(7);
-    if (path.empty() || path[0] != '/') return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": the socket path must be absolute");
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
-      return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": the socket path is too long");
-    return path;
-  }
-  if (host.starts_with("tcp://") || host.starts_with("fd://"))
-    return hyper::make_error(hyper::Errc::unsupported, "-H " + host + ": hyperd listens on Unix sockets only (TCP would need TLS, "
-                                                       "which it does not serve); put it behind an ssh or TLS tunnel");
-  return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": not unix://PATH");
+// "unix:///run/hyper.sock" -> "/run/hyper.sock".
+Result<std::string> unix_path(const std::string& host) {
+  std::string path = host.substr(7);
+  if (path.empty() || path[0] != '/') return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": the socket path must be absolute");
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+    return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": the socket path is too long");
+  return path;
+}
+
+// "tcp://127.0.0.1:2376", "tcp://[::1]:2376", "tcp://:2376" (every address).
+Result<hyper::UniqueFd> listen_tcp(const std::string& host) {
+  const std::string address = host.substr(6);
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 == address.size())
+    return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": not tcp://HOST:PORT");
+  std::string name = address.substr(0, colon);
+  if (name.size() >= 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(name.empty() ? nullptr : name.c_str(), address.c_str() + colon + 1, &hints, &found); rc != 0)
+    return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": " + ::gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> held(found, ::freeaddrinfo);
+  hyper::UniqueFd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return hyper::Error::from_errno("socket");
+  const int on = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (::bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd.get(), SOMAXCONN) != 0)
+    return hyper::Error::from_errno("listen on " + address);
+  return fd;
 }
 
 // A socket file left by a hyperd that died is replaced; one a live hyperd answers on is not.
@@ -74,24 +96,55 @@ Status claim_socket(const std::string& path) {
   return {};
 }
 
-Result<std::filesystem::path> sibling_hyper() {
-  std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return hyper::make_error(hyper::Errc::not_found, "cannot find hyperd's own path: " + ec.message());
-  auto hyper = self.parent_path() / "hyper";
-  if (::access(hyper.c_str(), X_OK) != 0) return hyper::Error::from_errno("the hyper binary beside hyperd (" + hyper.string() + ")");
-  return hyper;
+Result<hyper::UniqueFd> listen_unix(const std::string& path) {
+  HYPER_CHECK(claim_socket(path));
+  hyper::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return hyper::Error::from_errno("socket");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), SOMAXCONN) != 0)
+    return hyper::Error::from_errno("listen on " + path);
+  ::chmod(path.c_str(), 0660);
+  return fd;
+}
+
+struct Listener {
+  std::string host;
+  hyper::UniqueFd fd;
+  std::string unix_path;  // removed at exit
+  bool tls = false;
+};
+
+// TCP without TLS would give root on this host to whoever reaches the port.
+Result<Listener> open_listener(const std::string& host, bool tls) {
+  if (host.starts_with("unix://")) {
+    const std::string path = HYPER_TRY(unix_path(host));
+    return Listener{host, HYPER_TRY(listen_unix(path)), path, false};
+  }
+  if (host.starts_with("tcp://")) {
+    if (!tls)
+      return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": TCP is served only with TLS and client "
+                                                              "certificates (--tlsverify --tlscacert --tlscert --tlskey)");
+    return Listener{host, HYPER_TRY(listen_tcp(host)), "", true};
+  }
+  return hyper::make_error(hyper::Errc::invalid_argument, "-H " + host + ": not unix://PATH or tcp://HOST:PORT");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string host = default_host();
+  std::vector<std::string> hosts;
   std::optional<std::string> root;
   std::vector<std::string> insecure;
+  api::TlsFiles tls_files;
+  bool tls_verify = false;
   po::options_description desc;
-  desc.add_options()("host,H", po::value<std::string>(&host))("root", po::value<std::string>())(
-      "insecure-registry", po::value<std::vector<std::string>>(&insecure)->composing())("help", "")("version,v", "");
+  desc.add_options()("host,H", po::value<std::vector<std::string>>(&hosts)->composing())("root", po::value<std::string>())(
+      "insecure-registry", po::value<std::vector<std::string>>(&insecure)->composing())(
+      "tlsverify", po::bool_switch(&tls_verify))("tlscacert", po::value<std::string>(&tls_files.ca))(
+      "tlscert", po::value<std::string>(&tls_files.cert))("tlskey", po::value<std::string>(&tls_files.key))("help", "")(
+      "version,v", "");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).style(po::command_line_style::default_style &
@@ -109,13 +162,30 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (vm.count("root")) root = vm["root"].as<std::string>();
-  const auto path = socket_path(host);
-  if (!path.ok()) return fail(path.error().message, 125);
+  if (hosts.empty()) hosts.push_back(default_host());
+  std::optional<api::TlsServer> tls;
+  if (tls_verify) {
+    if (tls_files.ca.empty() || tls_files.cert.empty() || tls_files.key.empty())
+      return fail("--tlsverify needs --tlscacert, --tlscert and --tlskey", 125);
+    auto server = api::TlsServer::create(tls_files);
+    if (!server.ok()) return fail(server.error().message, 125);
+    tls.emplace(std::move(server).value());
+  }
   auto paths = hyper::runtime::resolve_paths(root);
   if (!paths.ok()) return fail(paths.error().message);
-  const auto hyper_binary = sibling_hyper();
-  if (!hyper_binary.ok()) return fail(hyper_binary.error().message);
-  if (auto claimed = claim_socket(*path); !claimed.ok()) return fail(claimed.error().message);
+  // First, while hyperd has one thread and no listener a fork would copy.
+  auto launcher = api::Launcher::spawn(*paths);
+  if (!launcher.ok()) return fail(launcher.error().message);
+  std::vector<Listener> listeners;
+  for (const auto& host : hosts) {
+    auto listener = open_listener(host, tls.has_value());
+    if (!listener.ok()) {
+      for (const auto& open : listeners)
+        if (!open.unix_path.empty()) ::unlink(open.unix_path.c_str());
+      return fail(listener.error().message, listener.error().code == hyper::Errc::invalid_argument ? 125 : 1);
+    }
+    listeners.push_back(std::move(listener).value());
+  }
 
   // Clients that hang up mid-stream are write errors, not signals.
   ::signal(SIGPIPE, SIG_IGN);
@@ -125,17 +195,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGTERM);
   ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-  boost::asio::io_context io;
-  boost::asio::local::stream_protocol::acceptor listener(io);
-  boost::system::error_code ec;
-  listener.open(boost::asio::local::stream_protocol(), ec);
-  if (!ec) listener.bind(boost::asio::local::stream_protocol::endpoint(*path), ec);
-  if (!ec) listener.listen(boost::asio::socket_base::max_listen_connections, ec);
-  if (ec) return fail("listen on " + *path + ": " + ec.message());
-  ::fcntl(listener.native_handle(), F_SETFD, FD_CLOEXEC);  // not inherited by the monitors hyperd starts
-  ::chmod(path->c_str(), 0660);
-
-  api::Daemon daemon(api::DaemonConfig{*paths, insecure, *hyper_binary});
+  api::Daemon daemon(api::DaemonConfig{*paths, insecure}, std::move(launcher).value());
   api::Router router;
   api::add_system_routes(router, daemon);
   api::add_image_routes(router, daemon);
@@ -145,18 +205,20 @@ int main(int argc, char** argv) {
   api::add_network_routes(router, daemon);
   api::add_volume_routes(router, daemon);
 
+  std::vector<std::thread> servers;
+  for (const auto& listener : listeners) {
+    std::fprintf(stderr, "hyperd: serving the Engine API %s on %s%s (state in %s)\n", api::kApiVersion, listener.host.c_str(),
+                 listener.tls ? " with TLS, clients verified" : "", paths->root.c_str());
+    const api::TlsServer* server = listener.tls ? &*tls : nullptr;
+    servers.emplace_back([&router, fd = listener.fd.get(), server] { api::serve(fd, router, server); });
+  }
   // Containers run in their own monitors and keep running after hyperd stops.
-  std::thread stopper([&] {
-    int sig = 0;
-    ::sigwait(&stop, &sig);
-    ::unlink(path->c_str());
-    ::shutdown(listener.native_handle(), SHUT_RDWR);
-    boost::system::error_code ignored;
-    listener.close(ignored);
-  });
-  std::fprintf(stderr, "hyperd: serving the Engine API %s on unix://%s (state in %s)\n", api::kApiVersion, path->c_str(),
-               paths->root.c_str());
-  api::serve(listener, router);
-  stopper.join();
+  int sig = 0;
+  ::sigwait(&stop, &sig);
+  for (auto& listener : listeners) {
+    if (!listener.unix_path.empty()) ::unlink(listener.unix_path.c_str());
+    ::shutdown(listener.fd.get(), SHUT_RDWR);
+  }
+  for (auto& server : servers) server.join();
   return 0;
 }

@@ -1,17 +1,23 @@
 #include "runtime/container_control.hpp"
 
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "runtime/agent_client.hpp"
 #include "runtime/crash_point.hpp"
+#include "runtime/monitor.hpp"
 #include "runtime/volume/virtiofs_daemon.hpp"
+#include "vmm/file_io.hpp"
 #include "runtime/volume/volume_users.hpp"
 
 namespace hyper::runtime {
@@ -20,7 +26,71 @@ namespace {
 constexpr auto kKillTimeout = std::chrono::seconds(10);
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
 
+// What a detached monitor sends the starting command: warnings, then how the start went.
+constexpr char kWarningTag = 'W';
+constexpr char kStartedTag = 'S';
+
+std::string one_line(std::string text) {
+  for (auto& c : text) c = c == '\n' ? ' ' : c;
+  return text;
+}
+
 }  // namespace
+
+StartOutcome start_detached(const Paths& paths, ContainerStore& store, const Container& container) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return {125, "pipe: " + std::string(std::strerror(errno)), {}};
+  const pid_t pid = ::fork();
+  if (pid < 0) return {125, "fork: " + std::string(std::strerror(errno)), {}};
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::setsid();
+    const int null = ::open("/dev/null", O_RDWR);
+    const int log = ::open((container.dir / "monitor.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(log >= 0 ? log : null, STDERR_FILENO);
+    // Nothing of the starter's stays open for the container's life (hyperd's answer
+    // socket, a client's connection): only stdio and the channel to the starter.
+    if (ready[1] > 3) ::close_range(3, static_cast<unsigned>(ready[1]) - 1, 0);
+    ::close_range(static_cast<unsigned>(ready[1]) + 1, ~0u, 0);
+    MonitorOptions options;
+    options.on_warning = [fd = ready[1]](const std::string& warning) {
+      const std::string message = kWarningTag + one_line(warning) + "\n";
+      (void)write_all(fd, message.data(), message.size(), "the starting command");
+    };
+    options.on_started = [fd = ready[1]](int code, const std::string& error) {
+      const std::string message = kStartedTag + std::string(1, static_cast<char>(code)) + error;
+      (void)write_all(fd, message.data(), message.size(), "the starting command");
+      ::close(fd);
+    };
+    options.release_started = [fd = ready[1]] { ::close(fd); };
+    const int status = run_monitor(paths, store, container, options);
+    _exit(status & 0xff);
+  }
+  ::close(ready[1]);
+  std::string message;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(ready[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<size_t>(n));
+  ::close(ready[0]);
+  // Warnings (a line each) come first, from the monitor; the outcome last, from its VMM.
+  StartOutcome outcome;
+  while (message.starts_with(kWarningTag) && message.find('\n') != std::string::npos) {
+    const size_t newline = message.find('\n');
+    outcome.warnings.push_back(message.substr(1, newline - 1));
+    message.erase(0, newline + 1);
+  }
+  if (message.size() < 2 || !message.starts_with(kStartedTag)) {
+    outcome.code = 125;
+    outcome.error = "the container's monitor died before the container started (see " + (container.dir / "monitor.log").string() + ")";
+    return outcome;
+  }
+  outcome.code = static_cast<unsigned char>(message[1]);
+  if (outcome.code != 0) outcome.error = message.substr(2);
+  return outcome;
+}
+
 
 Result<Container> create_container(const Paths& paths, ContainerStore& store, ContainerConfig config,
                                    const std::optional<std::string>& name) {

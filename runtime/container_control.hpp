@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "runtime/container_store.hpp"
 #include "runtime/paths.hpp"
@@ -18,6 +19,16 @@ namespace hyper::runtime {
 // store's lock, so that a `volume rm` or `prune` in between cannot take a volume away.
 Result<Container> create_container(const Paths& paths, ContainerStore& store, ContainerConfig config,
                                    const std::optional<std::string>& name);
+struct StartOutcome {
+  int code = 0;  // 0: the container's process runs; else Docker's exit code (125, 126, 127)
+  std::string error;
+  std::vector<std::string> warnings;  // limits or parts of the jail not in place
+};
+// Starts a created or stopped container: its monitor in a child process of a session of
+// its own, so it outlives the caller; returns once the container's process runs or could
+// not start. Forks: call it from a process with one thread.
+StartOutcome start_detached(const Paths& paths, ContainerStore& store, const Container& container);
+
 // "TERM", "SIGTERM", "sigterm", "15" -> 15.
 Result<int> parse_signal(std::string text);
 // `sig` to the container's main process.

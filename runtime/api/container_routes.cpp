@@ -1,8 +1,6 @@
 // Containers: create, start, stop, kill, restart, remove, list, inspect, resize.
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -15,8 +13,6 @@
 #include "runtime/image_store.hpp"
 #include "runtime/run_options.hpp"
 #include "vmm/unique_fd.hpp"
-
-extern char** environ;
 
 namespace hyper::runtime::api {
 namespace {
@@ -202,32 +198,6 @@ void resize(const Daemon& daemon, const Request& request, Exchange& exchange) {
   exchange.send_empty(http::status::ok);
 }
 
-// stderr of `hyper start`, which says why a start failed.
-std::string read_all(int fd) {
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) out.append(buf, static_cast<size_t>(n));
-  return out;
-}
-
-// `hyper start`'s stderr without its warnings (limits not enforced...) and prefixes: the
-// error alone, as the client shows it after "Error response from daemon: ".
-std::string start_error(const std::string& stderr_text) {
-  std::string error;
-  size_t start = 0;
-  while (start < stderr_text.size()) {
-    const size_t end = std::min(stderr_text.find('\n', start), stderr_text.size());
-    std::string line = stderr_text.substr(start, end - start);
-    start = end + 1;
-    if (line.starts_with("hyper: ")) line.erase(0, 7);
-    if (line.empty() || line.starts_with("warning: ")) continue;
-    error += (error.empty() ? "" : "\n") + line;
-  }
-  return error.empty() ? "the container did not start" : error;
-}
-
 }  // namespace
 
 std::optional<Container> find_container(const Daemon& daemon, const Request& request, Exchange& exchange) {
@@ -246,36 +216,13 @@ std::optional<Container> find_container(const Daemon& daemon, const Request& req
   return std::move(container).value();
 }
 
-// Through `hyper start` rather than a fork of hyperd: a fork of this many-threaded
-// process may copy a lock some other thread held, and the monitor must not be hyperd's
-// child anyway (it outlives hyperd).
 Status start_container(const Daemon& daemon, const Container& container) {
-  int err[2];
-  if (::pipe2(err, O_CLOEXEC) != 0) return Error::from_errno("pipe");
-  UniqueFd read_end(err[0]), write_end(err[1]);
-  posix_spawn_file_actions_t actions;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-  const std::string binary = daemon.config().hyper_binary.string(), root = daemon.paths().root.string();
-  std::vector<std::string> words = {binary, "--root", root};
-  for (const auto& registry : daemon.config().insecure_registries) words.insert(words.end(), {"--insecure-registry", registry});
-  words.insert(words.end(), {"start", container.id});
-  std::vector<char*> argv;
-  for (auto& word : words) argv.push_back(word.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = ::posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) return Error::from_errno("run " + binary, spawned);
-  write_end.reset();
-  std::string message = read_all(read_end.get());
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
-  return make_error(Errc::io, start_error(message));
+  const StartOutcome outcome = daemon.launcher().start(container.id);
+  // The API has no place for warnings (limits not enforced, no jail): hyperd's log has them.
+  for (const auto& warning : outcome.warnings)
+    std::fprintf(stderr, "hyperd: container %s: warning: %s\n", container.id.substr(0, 12).c_str(), warning.c_str());
+  if (outcome.code == 0) return {};
+  return make_error(Errc::io, outcome.error.empty() ? "the container did not start" : outcome.error);
 }
 
 void add_container_routes(Router& router, Daemon& daemon) {

@@ -89,26 +89,33 @@ void create(const Daemon& daemon, const Request& request, Exchange& exchange) {
 }
 
 // Relays one exec's stream between the client and the agent until the process exits.
-std::optional<int> relay(ExecSession& session, AgentConnection& conn, int client, std::string pending_input) {
-  bool input_open = session.attach_stdin && client >= 0;
+// Without a client (Detach), only the exit is waited for.
+std::optional<int> relay(ExecSession& session, AgentConnection& conn, Transport* client, std::string pending_input) {
+  bool input_open = session.attach_stdin && client != nullptr;
   const auto send_input = [&](std::string_view bytes) {
     std::lock_guard lock(session.mutex);
     (void)conn.send(agent::Kind::stdin_data, bytes);
   };
   if (input_open && !pending_input.empty()) send_input(pending_input);
   for (;;) {
-    pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {input_open ? client : -1, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0 && errno != EINTR) return std::nullopt;
-    if (fds[1].revents) {
+    // The client's input is polled through its transport (TLS may hold bytes already read).
+    pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {input_open ? client->fd() : -1, POLLIN, 0}};
+    const bool buffered = input_open && client->readable();
+    if (!buffered && ::poll(fds, 2, -1) < 0 && errno != EINTR) return std::nullopt;
+    if (buffered || fds[1].revents) {
       char buf[agent::kMaxDataChunk];
-      const ssize_t n = ::read(client, buf, sizeof buf);
+      const long n = client->read(buf, sizeof buf);
       if (n > 0) {
         send_input(std::string_view(buf, static_cast<size_t>(n)));
-      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+      } else {
         input_open = false;
         std::lock_guard lock(session.mutex);
         (void)conn.send(agent::Kind::stdin_eof, "");
       }
+    }
+    if (buffered) {
+      pollfd agent_fd{conn.fd(), POLLIN, 0};
+      fds[0].revents = ::poll(&agent_fd, 1, 0) > 0 ? agent_fd.revents : 0;
     }
     if (!fds[0].revents) continue;
     for (;;) {
@@ -121,10 +128,7 @@ std::optional<int> relay(ExecSession& session, AgentConnection& conn, int client
         return body.ok() ? std::optional<int>(body->value("status", 255)) : std::nullopt;
       }
       const bool wanted = f.kind == agent::Kind::stdout_data ? session.attach_stdout : f.kind == agent::Kind::stderr_data && session.attach_stderr;
-      if (wanted) {
-        const std::string bytes = stream_frame(f.kind == agent::Kind::stderr_data, f.payload, session.tty);
-        (void)write_all(client, bytes.data(), bytes.size(), "the client");
-      }
+      if (wanted && client != nullptr) (void)client->write(stream_frame(f.kind == agent::Kind::stderr_data, f.payload, session.tty));
     }
   }
 }
@@ -158,7 +162,7 @@ void start(const Daemon& daemon, const Request& request, Exchange& exchange) {
     exchange.send_empty(http::status::ok);
     // The process runs on; its connection waits for the exit here, off the client's time.
     std::thread([session, conn = std::move(conn).value()]() mutable {
-      const auto status = relay(*session, conn, -1, {});
+      const auto status = relay(*session, conn, nullptr, {});
       std::lock_guard lock(session->mutex);
       session->running = false;
       session->exit_code = status.value_or(137);
@@ -171,12 +175,12 @@ void start(const Daemon& daemon, const Request& request, Exchange& exchange) {
     std::lock_guard lock(session->mutex);
     session->conn = &conn.value();
   }
-  const auto status = relay(*session, *conn, exchange.fd(), exchange.take_buffered());
+  const auto status = relay(*session, *conn, &exchange.transport(), exchange.take_buffered());
   std::lock_guard lock(session->mutex);
   session->conn = nullptr;
   session->running = false;
   session->exit_code = status.value_or(137);
-  ::shutdown(exchange.fd(), SHUT_WR);
+  exchange.transport().shutdown_write();
 }
 
 void resize(const Daemon& daemon, const Request& request, Exchange& exchange) {

@@ -4,11 +4,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/write.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
@@ -104,6 +106,37 @@ std::pair<std::string, std::string> split_version(std::string_view path) {
   return {kApiVersion, std::string(path)};
 }
 
+// Beast's SyncReadStream over a Transport, for http::read.
+class TransportStream {
+ public:
+  explicit TransportStream(Transport& transport) : transport_(transport) {}
+
+  template <class MutableBuffers>
+  size_t read_some(const MutableBuffers& buffers, boost::system::error_code& ec) {
+    ec = {};
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      const boost::asio::mutable_buffer buffer = *it;
+      if (buffer.size() == 0) continue;
+      const long n = transport_.read(buffer.data(), buffer.size());
+      if (n > 0) return static_cast<size_t>(n);
+      ec = n == 0 ? make_error_code(boost::asio::error::eof) : make_error_code(boost::asio::error::connection_reset);
+      return 0;
+    }
+    return 0;
+  }
+
+  template <class MutableBuffers>
+  size_t read_some(const MutableBuffers& buffers) {
+    boost::system::error_code ec;
+    const size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+ private:
+  Transport& transport_;
+};
+
 // Fills `request` from the parsed message; a version outside what hyperd speaks is an error.
 std::optional<std::string> build_request(const http::request<http::string_body>& message, Request& request) {
   const std::string_view target(message.target().data(), message.target().size());
@@ -186,14 +219,13 @@ void Exchange::write_head(http::status status, std::string_view content_type, st
   head += extra;
   head += "\r\n";
   replied_ = true;
+  status_ = static_cast<unsigned>(status);
   (void)write_raw(head);
 }
 
 bool Exchange::write_raw(std::string_view bytes) {
   if (broken_) return false;
-  boost::system::error_code ec;
-  boost::asio::write(socket_, boost::asio::buffer(bytes.data(), bytes.size()), ec);
-  if (ec) broken_ = true;
+  if (!transport_.write(bytes)) broken_ = true;
   return !broken_;
 }
 
@@ -252,8 +284,6 @@ std::string Exchange::take_buffered() {
   return out;
 }
 
-int Exchange::fd() { return socket_.native_handle(); }
-
 std::string stream_frame(bool is_stderr, std::string_view bytes, bool tty) {
   if (tty) return std::string(bytes);
   std::string out(8, '\0');
@@ -285,16 +315,17 @@ const Handler* Router::find(Request& request, http::status& refusal) const {
   return nullptr;
 }
 
-void serve_connection(UnixSocket socket, const Router& router) {
+void serve_connection(std::unique_ptr<Transport> transport, const Router& router) {
   boost::beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(kMaxBody);
     parser.header_limit(kMaxHeader);
     boost::system::error_code ec;
-    http::read(socket, buffer, parser, ec);
+    TransportStream stream(*transport);
+    http::read(stream, buffer, parser, ec);
     const bool head = !ec && parser.get().method() == http::verb::head;
-    Exchange exchange(socket, buffer, head);
+    Exchange exchange(*transport, buffer, head);
     if (ec) {
       if (ec != http::error::end_of_stream && ec != boost::asio::error::eof && ec != boost::asio::error::connection_reset) {
         exchange.set_keep_alive(false);
@@ -304,9 +335,7 @@ void serve_connection(UnixSocket socket, const Router& router) {
     }
     const auto& message = parser.get();
     exchange.set_keep_alive(message.keep_alive());
-    // One line a request, before it is served: long calls (attach, wait) show at once.
-    std::fprintf(stderr, "hyperd: %s %.*s\n", std::string(http::to_string(message.method())).c_str(),
-                 static_cast<int>(std::min<size_t>(message.target().size(), 300)), message.target().data());
+    const auto started = std::chrono::steady_clock::now();
     Request request;
     if (auto refused = build_request(message, request)) {
       exchange.send_error(http::status::bad_request, *refused);
@@ -325,33 +354,38 @@ void serve_connection(UnixSocket socket, const Router& router) {
         exchange.send_error(refusal, refusal == http::status::not_found ? "page not found" : "method not allowed");
       }
     }
+    // One line a request once it is answered (a stream: once it ended), with its time.
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "hyperd: %s %.*s %u %lld ms\n", std::string(http::to_string(message.method())).c_str(),
+                 static_cast<int>(std::min<size_t>(message.target().size(), 300)), message.target().data(),
+                 exchange.status(), static_cast<long long>(ms));
     if (!exchange.keep_alive()) break;
   }
-  boost::system::error_code ignored;
-  socket.shutdown(UnixSocket::shutdown_both, ignored);
+  ::shutdown(transport->fd(), SHUT_RDWR);
 }
 
-void serve(boost::asio::local::stream_protocol::acceptor& listener, const Router& router) {
+void serve(int listener, const Router& router, const TlsServer* tls) {
+  constexpr int kHandshakeTimeoutMs = 10'000;
   for (;;) {
-    // accept4 with SOCK_CLOEXEC: Asio's accept leaves the socket inheritable, and a
-    // monitor hyperd starts meanwhile would keep a client's connection open.
-    const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
+    // SOCK_CLOEXEC: a monitor hyperd starts meanwhile must not keep a client's connection open.
+    UniqueFd fd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!fd.valid()) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE) {  // the client sees its connection wait; try again shortly
+      if (errno == EMFILE || errno == ENFILE) {  // the client's connection waits; try again shortly
         ::usleep(10'000);
         continue;
       }
       return;  // the listener was shut down
     }
-    UnixSocket socket(listener.get_executor());
-    boost::system::error_code ec;
-    socket.assign(boost::asio::local::stream_protocol(), fd, ec);
-    if (ec) {
-      ::close(fd);
-      continue;
-    }
-    std::thread([socket = std::move(socket), &router]() mutable { serve_connection(std::move(socket), router); }).detach();
+    std::thread([fd = std::move(fd), &router, tls]() mutable {
+      if (tls == nullptr) return serve_connection(plain_transport(std::move(fd)), router);
+      auto transport = tls->accept(std::move(fd), kHandshakeTimeoutMs);
+      if (!transport.ok()) {
+        std::fprintf(stderr, "hyperd: refused a client: %s\n", transport.error().message.c_str());
+        return;
+      }
+      serve_connection(std::move(transport).value(), router);
+    }).detach();
   }
 }
 

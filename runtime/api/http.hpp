@@ -1,4 +1,5 @@
-// hyperd's HTTP layer: the Docker Engine API over a Unix socket, with Boost.Beast. One
+// hyperd's HTTP layer: the Docker Engine API over a Unix socket (or TCP with TLS), with
+// Boost.Beast's parser. One
 // thread per client connection, because the API's long calls (attach, wait, logs -f,
 // events, pull) block for as long as a container runs, and a connection carries one
 // call at a time anyway. Handlers reply through their Exchange: a JSON body, an empty
@@ -6,7 +7,6 @@
 // start need).
 #pragma once
 
-#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/beast/http/status.hpp>
@@ -19,12 +19,12 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/api/transport.hpp"
 #include "vmm/result.hpp"
 
 namespace hyper::runtime::api {
 
 namespace http = boost::beast::http;
-using UnixSocket = boost::asio::local::stream_protocol::socket;
 using Json = nlohmann::ordered_json;  // fields in the order Docker writes them
 
 // The API versions hyperd speaks: what it advertises, and the oldest a client may ask for.
@@ -55,7 +55,8 @@ int compare_versions(std::string_view a, std::string_view b);
 
 class Exchange {
  public:
-  Exchange(UnixSocket& socket, boost::beast::flat_buffer& buffer, bool head) : socket_(socket), buffer_(buffer), head_(head) {}
+  Exchange(Transport& transport, boost::beast::flat_buffer& buffer, bool head)
+      : transport_(transport), buffer_(buffer), head_(head) {}
 
   void send_json(http::status status, const Json& body);
   void send_empty(http::status status);
@@ -72,13 +73,14 @@ class Exchange {
   void end_stream();
 
   // Answers `101 UPGRADED` and hands over the connection: the caller reads and writes
-  // `fd()` itself from then on, after consuming `take_buffered()` (bytes the client sent
-  // behind its request). The connection is closed when the handler returns.
+  // `transport()` itself from then on, after consuming `take_buffered()` (bytes the client
+  // sent behind its request). The connection is closed when the handler returns.
   Status upgrade(std::string_view content_type);
   std::string take_buffered();
-  [[nodiscard]] int fd();
+  [[nodiscard]] Transport& transport() { return transport_; }
 
   [[nodiscard]] bool replied() const { return replied_; }
+  [[nodiscard]] unsigned status() const { return status_; }  // 0 before the reply
   [[nodiscard]] bool keep_alive() const { return keep_alive_; }
   void set_keep_alive(bool keep) { keep_alive_ = keep; }
 
@@ -86,10 +88,11 @@ class Exchange {
   void write_head(http::status status, std::string_view content_type, std::string_view extra, std::optional<size_t> length);
   bool write_raw(std::string_view bytes);
 
-  UnixSocket& socket_;
+  Transport& transport_;
   boost::beast::flat_buffer& buffer_;
   bool head_;
   bool replied_ = false;
+  unsigned status_ = 0;
   bool keep_alive_ = true;
   bool broken_ = false;
 };
@@ -121,8 +124,9 @@ class Router {
 };
 
 // Serves the requests of one client until it closes the connection or a handler takes it over.
-void serve_connection(UnixSocket socket, const Router& router);
-// Accepts connections on `listener` until it is closed, each served on its own thread.
-void serve(boost::asio::local::stream_protocol::acceptor& listener, const Router& router);
+void serve_connection(std::unique_ptr<Transport> transport, const Router& router);
+// Accepts connections on the listening socket `listener` until it is shut down, each
+// served on its own thread; with `tls`, each after its TLS handshake.
+void serve(int listener, const Router& router, const TlsServer* tls);
 
 }  // namespace hyper::runtime::api

@@ -69,19 +69,6 @@ class RunWatch {
   std::optional<FileLock> lock_;
 };
 
-// Whether the client closed its connection. Only its end of input (shutdown of its
-// writing side, which the docker client does at once when it attaches no stdin) is not that.
-bool client_gone(int fd) {
-  pollfd p{fd, 0, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)) != 0;
-}
-
-// Whether the client sent input (or ended it).
-bool client_input(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0;
-}
-
 // The log through an open descriptor, so a --rm container's last lines are still read
 // after its directory is gone.
 class LogCursor {
@@ -110,10 +97,9 @@ class InputForwarder {
   InputForwarder(const Container& container, std::string pending) : dir_(container.dir), pending_(std::move(pending)) {}
 
   // Returns false once the client's input has ended.
-  bool forward(int client_fd, bool running) {
+  bool forward(Transport& client, bool running) {
     char buf[agent::kMaxDataChunk];
-    const ssize_t n = ::read(client_fd, buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    const long n = client.read(buf, sizeof buf);
     if (n <= 0) {
       ended_ = true;
     } else {
@@ -158,21 +144,21 @@ void attach(const Daemon& daemon, const Request& request, Exchange& exchange) {
   LogCursor log(*container, request.flag("logs"));
   if (!exchange.upgrade(tty ? kRawStream : kMultiplexedStream).ok()) return;
   InputForwarder forwarder(*container, input ? exchange.take_buffered() : std::string());
+  Transport& client = exchange.transport();
   bool input_open = input;
   const auto send = [&](const LogRecord& record) {
     if (!wanted(request, record.stream)) return;
-    const std::string bytes = stream_frame(record.stream == Stream::err, record.bytes, tty);
-    (void)write_all(exchange.fd(), bytes.data(), bytes.size(), "the client");
+    (void)client.write(stream_frame(record.stream == Stream::err, record.bytes, tty));
   };
   for (int exit_code = 0;;) {
     const bool over = watch.over(exit_code);
-    if (input_open && client_input(exchange.fd())) input_open = forwarder.forward(exchange.fd(), !over);
+    if (input_open && client.readable()) input_open = forwarder.forward(client, !over);
     else if (input) forwarder.flush(!over);
     if (!log.read(send).ok() || over) break;
-    if (client_gone(exchange.fd())) return;
+    if (client.hung_up()) return;
     std::this_thread::sleep_for(kPollInterval);
   }
-  ::shutdown(exchange.fd(), SHUT_WR);
+  client.shutdown_write();
 }
 
 Result<std::optional<uint64_t>> parse_tail(const std::optional<std::string>& text) {
@@ -213,7 +199,7 @@ void logs(const Daemon& daemon, const Request& request, Exchange& exchange) {
       (void)log.read([&](const LogRecord& record) { gone = gone || !send(record, record.bytes); });
       if (over) break;
       std::this_thread::sleep_for(kPollInterval);
-      gone = gone || client_gone(exchange.fd());
+      gone = gone || exchange.transport().hung_up();
     }
   }
   exchange.end_stream();
@@ -231,11 +217,11 @@ void wait(const Daemon& daemon, const Request& request, Exchange& exchange) {
   exchange.begin_stream(http::status::ok, "application/json");
   int exit_code = container->state.exit_code;
   while (!now && !watch.over(exit_code)) {
-    if (client_gone(exchange.fd())) return;
+    if (exchange.transport().hung_up()) return;
     std::this_thread::sleep_for(kPollInterval);
   }
   while (condition == "removed" && watch.store().find(watch.id()).ok()) {
-    if (client_gone(exchange.fd())) return;
+    if (exchange.transport().hung_up()) return;
     std::this_thread::sleep_for(kPollInterval);
   }
   // A container removed before it ever ran (a failed start of a --rm one) has no status to lose.

@@ -7,6 +7,7 @@
 #            (script), run -d -p served on 127.0.0.1, ps, logs -f, exec, inspect, stop,
 #            rm -f, network create + run --network, volume create + run -v, events,
 #            errors (no such image/container: the daemon's message, non-zero status),
+#            run -i over TCP with TLS (client certificates; none, or plain HTTP, refused),
 #            a hyperd killed with -9 and restarted: the running container is found
 #            again and still serves; usage metering of a container whose monitor is
 #            killed with -9, through `hyper usage` and /hyper/usage
@@ -29,16 +30,49 @@ source "$repo/tests/registry/lib.sh"
 reg_on_exit 'pkill -KILL -f "$HYPER_ROOT" 2>/dev/null; rm -rf "$work"'
 [ "$(cat /sys/class/net/lo/operstate 2>/dev/null)" = unknown ] || ip link set lo up || fail "cannot bring lo up"
 
+# A CA of the test's own, hyperd's certificate for 127.0.0.1, and a client's.
+make_certs() {
+  local dir=$work/tls
+  mkdir -p "$dir" && cd "$dir" || fail "no $dir"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=hyper-test-ca &&
+    openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj /CN=127.0.0.1 &&
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext &&
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server-cert.pem -days 2 -extfile server.ext &&
+    openssl req -newkey rsa:2048 -nodes -keyout key.pem -out client.csr -subj /CN=client &&
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext &&
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 2 -extfile client.ext
+  } >/dev/null 2>&1 || fail "openssl could not make the test certificates"
+  cd - >/dev/null || true
+}
+make_certs
+tls_port=$((20000 + RANDOM % 20000))
+
+# hyperd on a Unix socket and, with TLS and client certificates, on 127.0.0.1:$tls_port.
 start_hyperd() {
-  "$hyperd_bin" --root "$HYPER_ROOT" -H "unix://$sock" --insecure-registry "$REGISTRY" >>"$work/hyperd.log" 2>&1 &
+  "$hyperd_bin" --root "$HYPER_ROOT" -H "unix://$sock" -H "tcp://127.0.0.1:$tls_port" --tlsverify \
+    --tlscacert "$work/tls/ca.pem" --tlscert "$work/tls/server-cert.pem" --tlskey "$work/tls/server-key.pem" \
+    --insecure-registry "$REGISTRY" >>"$work/hyperd.log" 2>&1 &
   hyperd_pid=$!
-  wait_for test -S "$sock" || fail "hyperd did not listen on $sock"
+  # Answering, not just there: a killed hyperd leaves its socket file behind.
+  wait_for curl -sf -o /dev/null --unix-socket "$sock" http://hyperd/_ping || fail "hyperd did not answer on $sock"
 }
 
-# d ARGS...: the docker CLI with a time bound, like h.
+# d ARGS...: the docker CLI with a time bound, like h; its input from $d_in (default
+# /dev/null). In the nested VM a guest now and then triple-faults at boot on its own (the
+# emulated SVM under it, tests/rig/README.md); such a command runs once more, and says so.
 d() {
   echo "[$group/$step] docker $*" >&2
-  timeout -k 5 150 docker "$@" >"$work/out" 2>"$work/err" </dev/null
+  d_once "$@"
+  if [ "${HYPER_RIG:-}" = nested ] && grep -q 'triple-faulted' "$work/err"; then
+    echo "[$group/$step] the guest triple-faulted in the nested VM: once more" >&2
+    local arg prev=""
+    for arg in "$@"; do [ "$prev" = --name ] && docker rm -f "$arg" >/dev/null 2>&1; prev=$arg; done
+    d_once "$@"
+  fi
+}
+d_once() {
+  timeout -k 5 150 docker "$@" >"$work/out" 2>"$work/err" <"${d_in:-/dev/null}"
   rc=$?
   [ "$rc" -ne 124 ] || fail "docker $* did not finish within 150 s"
 }
@@ -73,10 +107,20 @@ docker_group() {
   step=run-removed; d ps -a -q; expect_rc 0; expect_out_exactly ""
   step=run-not-found; d run --rm busybox no-such-command; [ "$rc" -eq 127 ] || fail "exit status $rc, expected 127"
   step=run-stdin; echo "piped input" >"$work/in"
-  timeout -k 5 150 docker run -i --rm busybox sh -c 'read line; echo "got: $line"' <"$work/in" >"$work/out" 2>"$work/err"
-  rc=$?; expect_rc 0; expect_out_exactly "got: piped input"
+  d_in=$work/in d run -i --rm busybox sh -c 'read line; echo "got: $line"'
+  expect_rc 0; expect_out_exactly "got: piped input"
   step=run-tty; d_tty "docker run -it --rm busybox sh -c 'tty; echo \$((6*7))'"; expect_rc 0
   expect_out "/dev/pts/0"; expect_out "^42"
+
+  # The same over TCP with TLS: output and input through the hijacked TLS stream; a
+  # client without a certificate, or without TLS, is refused.
+  step=tls; echo "over tls" >"$work/in"
+  DOCKER_CERT_PATH="$work/tls" d_in=$work/in d --tlsverify -H "tcp://127.0.0.1:$tls_port" \
+    run -i --rm busybox sh -c 'read line; echo "got: $line"'
+  expect_rc 0; expect_out_exactly "got: over tls"
+  d -H "tcp://127.0.0.1:$tls_port" version; [ "$rc" -ne 0 ] || fail "plain HTTP was served on the TLS port"
+  timeout 10 curl -s --cacert "$work/tls/ca.pem" "https://127.0.0.1:$tls_port/_ping" >"$work/out" 2>&1
+  [ $? -ne 0 ] || fail "a client without a certificate was served"
 
   step=run-detached; d run -d --name web -p 8080:80 busybox sh -c 'mkdir -p /www && echo served >/www/index.html && echo started && exec httpd -f -p 80 -h /www'
   expect_rc 0; id=$(cat "$work/out"); [ ${#id} -eq 64 ] || fail "run -d printed '$id', not an ID"

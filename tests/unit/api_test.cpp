@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <thread>
 
 #include "runtime/api/create_body.hpp"
@@ -115,10 +114,7 @@ struct Served {
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
     client = fds[0];
-    thread = std::thread([this, &router, fd = fds[1]] {
-      api::UnixSocket socket(io, boost::asio::local::stream_protocol(), fd);
-      api::serve_connection(std::move(socket), router);
-    });
+    thread = std::thread([&router, fd = fds[1]] { api::serve_connection(api::plain_transport(hyper::UniqueFd(fd)), router); });
   }
   ~Served() {
     ::close(client);
@@ -135,7 +131,6 @@ struct Served {
     }
     return out;
   }
-  boost::asio::io_context io;
   int client = -1;
   std::thread thread;
 };
@@ -155,7 +150,7 @@ TEST_CASE("api: the HTTP layer answers, refuses versions, streams and hijacks") 
   router.add(http::verb::post, "/attach", [](const api::Request&, api::Exchange& ex) {
     REQUIRE(ex.upgrade("application/vnd.docker.raw-stream").ok());
     const std::string early = ex.take_buffered();  // sent right behind the request
-    (void)!::write(ex.fd(), ("echo:" + early).data(), 5 + early.size());
+    (void)ex.transport().write("echo:" + early);
   });
   Served served(router);
   auto reply = served.exchange("GET /v1.47/_ping HTTP/1.1\r\nHost: x\r\n\r\n", 1);
