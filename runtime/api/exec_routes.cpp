@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <limits>
 #include <thread>
 
 #include "runtime/agent_client.hpp"
@@ -194,6 +195,68 @@ void resize(const Daemon& daemon, const Request& request, Exchange& exchange) {
   exchange.send_empty(http::status::created);
 }
 
+// `ps` inside the container, through the agent: its exit status and its stdout.
+Result<std::pair<int, std::string>> run_ps(const Container& container, const std::vector<std::string>& args) {
+  auto conn = HYPER_TRY(AgentConnection::dial(container.dir));
+  std::vector<std::string> command = {"ps"};
+  command.insert(command.end(), args.begin(), args.end());
+  const Json process = {{"args", command}, {"env", container.config.env}, {"cwd", "/"}, {"user", "0:0"}, {"tty", false}, {"stdin", false}};
+  (void)HYPER_TRY(conn.request({{"op", "exec"}, {"process", process}}, 30'000));
+  std::string out;
+  for (;;) {
+    const agent::Frame frame = HYPER_TRY(conn.receive(30'000));
+    if (frame.kind == agent::Kind::stdout_data) out += frame.payload;
+    if (frame.kind != agent::Kind::exit) continue;
+    const Json body = HYPER_TRY(parse_json_payload(frame));
+    return std::pair<int, std::string>(body.value("status", 255), out);
+  }
+}
+
+// Splits on runs of blanks; the last of `columns` fields takes the rest of the line.
+std::vector<std::string> ps_fields(const std::string& line, size_t columns) {
+  std::vector<std::string> fields;
+  size_t at = line.find_first_not_of(' ');
+  while (at != std::string::npos && fields.size() + 1 < columns) {
+    const size_t end = line.find(' ', at);
+    fields.push_back(line.substr(at, end - at));
+    at = end == std::string::npos ? end : line.find_first_not_of(' ', end);
+  }
+  if (at != std::string::npos) fields.push_back(line.substr(at));
+  return fields;
+}
+
+// GET /containers/{id}/top: the guest's `ps` (the container's processes live in its VM,
+// not on the host), so it needs a `ps` in the image.
+void top(const Daemon& daemon, const Request& request, Exchange& exchange) {
+  const auto container = find_container(daemon, request, exchange);
+  if (!container) return;
+  if (container->state.status != ContainerStatus::running)
+    return exchange.send_error(http::status::conflict, "Container " + container->id + " is not running");
+  std::vector<std::string> args;
+  const std::string ps_args = request.arg("ps_args").value_or("");
+  for (size_t at = 0; at < ps_args.size();) {
+    const size_t end = std::min(ps_args.find(' ', at), ps_args.size());
+    if (end > at) args.push_back(ps_args.substr(at, end - at));
+    at = end + 1;
+  }
+  const auto ran = run_ps(*container, args);
+  if (!ran.ok()) return exchange.send_error(http::status::internal_server_error, "ps in the container: " + ran.error().message);
+  if (ran->first != 0)
+    return exchange.send_error(http::status::internal_server_error,
+                               "ps in the container exited with " + std::to_string(ran->first) + " (does the image have ps?)");
+  std::vector<std::string> lines;
+  for (size_t at = 0; at < ran->second.size();) {
+    const size_t end = std::min(ran->second.find('\n', at), ran->second.size());
+    if (end > at) lines.push_back(ran->second.substr(at, end - at));
+    at = end + 1;
+  }
+  if (lines.empty()) return exchange.send_error(http::status::internal_server_error, "ps in the container printed nothing");
+  const auto titles = ps_fields(lines[0], std::numeric_limits<size_t>::max());
+  Json processes = Json::array();
+  for (size_t i = 1; i < lines.size(); ++i) processes.push_back(ps_fields(lines[i], titles.size()));
+  exchange.send_json(http::status::ok, Json{{"Titles", titles}, {"Processes", processes}});
+}
+
 void inspect(const Daemon& daemon, const Request& request, Exchange& exchange) {
   const auto session = daemon.find_exec(request.param("id"));
   if (!session) return exchange.send_error(http::status::not_found, "No such exec instance: " + request.param("id"));
@@ -220,6 +283,7 @@ void add_exec_routes(Router& router, Daemon& daemon) {
   router.add(verb::post, "/exec/{id}/start", bound(daemon, start));
   router.add(verb::post, "/exec/{id}/resize", bound(daemon, resize));
   router.add(verb::get, "/exec/{id}/json", bound(daemon, inspect));
+  router.add(verb::get, "/containers/{id}/top", bound(daemon, top));
 }
 
 }  // namespace hyper::runtime::api

@@ -16,21 +16,31 @@ namespace {
 
 constexpr size_t kMaxRequest = 256;  // a container id, 64 hex digits
 
-// One request: the container's id, and the socket its outcome goes to.
-Status send_request(int channel, const std::string& id, int reply_fd) {
-  iovec iov{const_cast<char*>(id.data()), id.size()};
+// A message of one buffer, with room for one descriptor (SCM_RIGHTS).
+struct FdMessage {
+  FdMessage(void* data, size_t size) : iov{data, size} {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+
+  iovec iov;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+};
+
+// One request: the container's id, and the socket its outcome goes to.
+Status send_request(int channel, const std::string& id, int reply_fd) {
+  FdMessage message(const_cast<char*>(id.data()), id.size());
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&message.msg);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(cmsg), &reply_fd, sizeof(int));
-  while (::sendmsg(channel, &msg, MSG_NOSIGNAL) < 0)
+  while (::sendmsg(channel, &message.msg, MSG_NOSIGNAL) < 0)
     if (errno != EINTR) return Error::from_errno("ask hyperd's launcher to start a container");
   return {};
 }
@@ -38,18 +48,12 @@ Status send_request(int channel, const std::string& id, int reply_fd) {
 // The next request; an empty id when hyperd closed the channel.
 Result<std::pair<std::string, UniqueFd>> receive_request(int channel) {
   char id[kMaxRequest];
-  iovec iov{id, sizeof id};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  FdMessage message(id, sizeof id);
   ssize_t n;
-  while ((n = ::recvmsg(channel, &msg, MSG_CMSG_CLOEXEC)) < 0)
+  while ((n = ::recvmsg(channel, &message.msg, MSG_CMSG_CLOEXEC)) < 0)
     if (errno != EINTR) return Error::from_errno("read hyperd's requests");
   UniqueFd reply;
-  for (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+  for (cmsghdr* cmsg = CMSG_FIRSTHDR(&message.msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&message.msg, cmsg)) {
     if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
     int fd = -1;
     std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);

@@ -4,7 +4,7 @@
 #   docker   the docker CLI (28.x) pointed at hyperd: version, info, pull from a registry
 #            on the VM's loopback, images, tag, run --rm (output, exit status, stderr
 #            apart), run -i with piped input, run -it and exec -it through a pty
-#            (script), run -d -p served on 127.0.0.1, ps, logs -f, exec, inspect, stop,
+#            (script), run -d -p served on 127.0.0.1, ps, logs -f, exec, top, inspect, stop,
 #            rm -f, network create + run --network, volume create + run -v, events,
 #            errors (no such image/container: the daemon's message, non-zero status),
 #            run -i over TCP with TLS (client certificates; none, or plain HTTP, refused),
@@ -130,6 +130,7 @@ docker_group() {
   step=logs; d logs web; expect_rc 0; expect_out_exactly started
   step=exec; d exec web cat /www/index.html; expect_rc 0; expect_out_exactly served
   d exec web sh -c 'exit 5'; expect_rc 5
+  step=top; d top web; expect_rc 0; expect_out "^PID *USER *.*COMMAND"; expect_out "httpd -f -p 80"
   step=exec-tty; d_tty "docker exec -it web sh -c 'tty; echo in-\$HOSTNAME'"; expect_rc 0
   expect_out "/dev/pts/"; expect_out "in-${id:0:12}"
 
