@@ -182,11 +182,6 @@ Json container_json(const Container& container) {
           {"Config", config_json(container)}};
 }
 
-
-}  // namespace hyper::runtime::api
-
-namespace hyper::runtime::api {
-
 std::string status_text(const Container& container) {
   const auto& state = container.state;
   switch (state.status) {

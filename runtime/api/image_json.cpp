@@ -33,7 +33,6 @@ Result<OrderedJson> image_json(const ImageStore& store, const Image& image) {
               {"Metadata", {{"ManifestDigest", image.manifest_digest}, {"ChainID", chain}}}};
 }
 
-
 OrderedJson image_summary_json(const Image& image) {
   OrderedJson tags = OrderedJson::array(), digests = OrderedJson::array();
   for (const auto& tag : image.tags) tags.push_back(familiar_name(tag));

@@ -130,7 +130,6 @@ class InputForwarder {
   bool ended_ = false, eof_sent_ = false;
 };
 
-
 bool wanted(const Request& request, Stream stream) {
   return request.flag(stream == Stream::err ? "stderr" : "stdout");
 }
