@@ -595,7 +595,7 @@ TEST_CASE("image store: write_layer_stream decompresses each layer to a 4 KiB bo
 TEST_CASE("image store: images written by tests/images/make-test-image load") {
   REQUIRE_MESSAGE(::access("/bin/busybox", X_OK) == 0, "/bin/busybox is missing: scripts/setup installs busybox-static");
   Fixture f;
-  const fs::path script = fs::path(__FILE__).parent_path().parent_path() / "images/make-test-image";
+  const fs::path script = fs::path(HYPER_SOURCE_DIR) / "tests/images/make-test-image";
   for (const std::string format : {"docker", "oci"}) {
     CAPTURE(format);
     const auto out = f.scratch.path() / (format + ".tar");
