@@ -9,10 +9,21 @@
 #include <cerrno>
 #include <chrono>
 
-#include "vmm/file_io.hpp"
 
 namespace hyper::runtime {
 namespace {
+
+// MSG_NOSIGNAL: a VM that went away is an error to report, not a SIGPIPE that ends the
+// command (as it ended `volume snapshot create` when its container's VM died under it).
+Status send_all(int fd, std::string_view bytes, const char* what) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno(std::string("write ") + what);
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
 
 Result<UniqueFd> connect_unix(const std::filesystem::path& dir, const char* name) {
   // Through the directory's fd: a container directory's path can exceed sun_path.
@@ -51,7 +62,7 @@ Status read_connect_answer(int fd, int timeout_ms) {
 Result<AgentConnection> AgentConnection::dial(const std::filesystem::path& container_dir, int timeout_ms) {
   UniqueFd fd = HYPER_TRY(connect_unix(container_dir, kVsockSocket));
   const std::string connect = "CONNECT " + std::to_string(agent::kAgentPort) + "\n";
-  HYPER_CHECK(write_all(fd.get(), connect.data(), connect.size(), "the VMM's vsock socket"));
+  HYPER_CHECK(send_all(fd.get(), connect, "the VMM's vsock socket"));
   HYPER_CHECK(read_connect_answer(fd.get(), timeout_ms));
   AgentConnection conn(std::move(fd));
   (void)HYPER_TRY(conn.request({{"op", "hello"}, {"version", agent::kProtocolVersion}}, timeout_ms));
@@ -63,8 +74,7 @@ Result<AgentConnection> AgentConnection::dial_input(const std::filesystem::path&
 }
 
 Status AgentConnection::send(agent::Kind kind, std::string_view payload) {
-  const std::string frame = agent::encode_frame(kind, payload);
-  return write_all(fd_.get(), frame.data(), frame.size(), "the agent connection");
+  return send_all(fd_.get(), agent::encode_frame(kind, payload), "the agent connection");
 }
 
 Result<bool> AgentConnection::fill(int timeout_ms) {
