@@ -150,7 +150,11 @@ void start(const Daemon& daemon, const Request& request, Exchange& exchange) {
     session->running = true;
   }
   auto conn = AgentConnection::dial(container->dir);
-  if (!conn.ok()) return exchange.send_error(conn.error());
+  if (!conn.ok()) {
+    std::lock_guard lock(session->mutex);
+    session->running = false;  // not started: it may be started again
+    return exchange.send_error(conn.error());
+  }
   auto reply = conn->request({{"op", "exec"}, {"process", session->process}}, 30'000);
   if (!reply.ok()) {
     std::lock_guard lock(session->mutex);
