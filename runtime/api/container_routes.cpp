@@ -168,7 +168,10 @@ void list(const Daemon& daemon, const Request& request, Exchange& exchange) {
   if (!store.ok()) return exchange.send_error(store.error());
   const auto all = store->list();
   if (!all.ok()) return exchange.send_error(all.error());
-  const auto filters = parse_filters(request.arg("filters").value_or("{}"));
+  const std::string filters_text = request.arg("filters").value_or("{}");
+  if (!Json::parse(filters_text, nullptr, false).is_object())
+    return exchange.send_error(http::status::bad_request, "invalid filter: \"filters\" is not a JSON object: " + filters_text);
+  const auto filters = parse_filters(filters_text);
   const bool everything = request.flag("all") || filters.contains("status");
   const int limit = std::atoi(request.arg("limit").value_or("-1").c_str());
   Json out = Json::array();
