@@ -90,17 +90,6 @@ Status follow(const runtime::ContainerStore& store, const std::string& id, const
   }
 }
 
-Result<std::optional<uint64_t>> parse_tail(const std::string& text) {
-  if (text == "all") return std::optional<uint64_t>();
-  char* end = nullptr;
-  errno = 0;
-  const long long lines = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0)
-    return make_error(Errc::invalid_argument, "invalid value \"" + text + "\" for --tail: a number of lines or \"all\"");
-  if (lines < 0) return std::optional<uint64_t>();  // Docker: a negative count shows everything
-  return std::optional<uint64_t>(static_cast<uint64_t>(lines));
-}
-
 }  // namespace
 
 int cmd_logs(const GlobalOptions& global, const std::vector<std::string>& args) {
@@ -117,7 +106,7 @@ int cmd_logs(const GlobalOptions& global, const std::vector<std::string>& args) 
     return 0;
   }
   if (refs->size() != 1) return report("\"hyper logs\" requires exactly 1 argument.\nSee 'hyper logs --help'.", 125);
-  auto tail = parse_tail(tail_text);
+  auto tail = runtime::parse_tail(tail_text);
   if (!tail.ok()) return report(tail.error().message, 125);
   auto store = open_container_store(global);
   if (!store.ok()) return report(store.error().message, 125);

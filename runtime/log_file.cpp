@@ -152,4 +152,15 @@ std::pair<size_t, size_t> tail_start(const std::vector<LogRecord>& records, uint
   return {0, 0};
 }
 
+Result<std::optional<uint64_t>> parse_tail(const std::string& text) {
+  if (text == "all") return std::optional<uint64_t>();
+  char* end = nullptr;
+  errno = 0;
+  const long long lines = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0)
+    return make_error(Errc::invalid_argument, "invalid value \"" + text + "\" for --tail: a number of lines or \"all\"");
+  if (lines < 0) return std::optional<uint64_t>();  // Docker: a negative count shows everything
+  return std::optional<uint64_t>(static_cast<uint64_t>(lines));
+}
+
 }  // namespace hyper::runtime

@@ -42,6 +42,10 @@ struct LogRecord {
 Result<uint64_t> read_log(const std::filesystem::path& path, uint64_t offset,
                           const std::function<void(const LogRecord&)>& sink);
 
+// `logs --tail` (the CLI's flag, the API's query): a number of lines, or "all" (nothing);
+// a negative number means all, as in Docker.
+Result<std::optional<uint64_t>> parse_tail(const std::string& text);
+
 // Where the last `lines` lines start, as (record, byte in it): counted over both streams
 // together, a last line without its newline counting as one.
 std::pair<size_t, size_t> tail_start(const std::vector<LogRecord>& records, uint64_t lines);

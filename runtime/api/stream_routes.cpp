@@ -160,21 +160,13 @@ void attach(const Daemon& daemon, const Request& request, Exchange& exchange) {
   client.shutdown_write();
 }
 
-Result<std::optional<uint64_t>> parse_tail(const std::optional<std::string>& text) {
-  if (!text || *text == "all" || text->empty()) return std::optional<uint64_t>();
-  char* end = nullptr;
-  const long long lines = std::strtoll(text->c_str(), &end, 10);
-  if (*end != '\0') return make_error(Errc::invalid_argument, "invalid value for \"tail\": " + *text);
-  if (lines < 0) return std::optional<uint64_t>();
-  return std::optional<uint64_t>(static_cast<uint64_t>(lines));
-}
-
 void logs(const Daemon& daemon, const Request& request, Exchange& exchange) {
   const auto container = find_container(daemon, request, exchange);
   if (!container) return;
   if (!request.flag("stdout") && !request.flag("stderr"))
     return exchange.send_error(http::status::bad_request, "Bad parameters: you must choose at least one stream");
-  const auto tail = parse_tail(request.arg("tail"));
+  const std::string tail_text = request.arg("tail").value_or("all");
+  const auto tail = parse_tail(tail_text.empty() ? "all" : tail_text);
   if (!tail.ok()) return exchange.send_error(tail.error());
   const bool tty = container->config.tty, timestamps = request.flag("timestamps");
   std::vector<LogRecord> records;
