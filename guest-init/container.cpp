@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <set>
 
 #include "guest-init/netlink.hpp"
 #include "guest-init/system.hpp"
@@ -17,8 +18,20 @@ namespace {
 
 constexpr const char* kImageMount = "/run/image";
 constexpr const char* kWritableMount = "/run/rw";
+// Where a virtio-fs share whose entries are bound one by one is mounted whole, by tag.
+constexpr const char* kSharesDir = "/run/shares";
+
+Status mount_host_rootfs(const RootfsSpec& spec) {
+  HYPER_CHECK(make_dirs(kContainerRoot));
+  // nodev: device nodes in a host directory are inert; /dev is our own tmpfs below.
+  if (::mount(spec.virtiofs_tag.c_str(), kContainerRoot, "virtiofs", MS_NODEV | (spec.read_only ? MS_RDONLY : 0),
+              nullptr) != 0)
+    return Error::from_errno("mount virtio-fs " + spec.virtiofs_tag + " as the container's root");
+  return {};
+}
 
 Status mount_rootfs(const RootfsSpec& spec) {
+  if (!spec.virtiofs_tag.empty()) return mount_host_rootfs(spec);
   HYPER_CHECK(make_dirs(kImageMount));
   HYPER_CHECK(make_dirs(kWritableMount));
   HYPER_CHECK(make_dirs(kContainerRoot));
@@ -106,7 +119,39 @@ Status mount_block_volume(const char* device, const char* via, bool read_only) {
   return Error::from_errno(std::string("mount ") + device);
 }
 
-Result<MountedVolume> mount_volume(int root_fd, const MountSpec& spec) {
+// The share mounted whole under kSharesDir, once however many of its entries are bound.
+Result<std::string> staged_share(const std::string& tag, std::set<std::string>& staged) {
+  const std::string path = std::string(kSharesDir) + "/" + tag;
+  if (staged.contains(tag)) return path;
+  HYPER_CHECK(make_dirs(path));
+  if (::mount(tag.c_str(), path.c_str(), "virtiofs", MS_NODEV | MS_NOSUID, nullptr) != 0)
+    return Error::from_errno("mount virtio-fs " + tag);
+  staged.insert(tag);
+  return path;
+}
+
+// A file or directory of a staged share bound on its target, which is made to match.
+Result<MountedVolume> bind_share_entry(int root_fd, const MountSpec& spec, std::set<std::string>& staged) {
+  const std::string source = HYPER_TRY(staged_share(spec.source, staged)) + "/" + spec.subpath;
+  struct stat st{};
+  if (::lstat(source.c_str(), &st) != 0) return Error::from_errno("bind " + spec.subpath + " on " + spec.target);
+  const bool directory = S_ISDIR(st.st_mode);
+  const std::string target = spec.target.substr(1);
+  UniqueFd top = directory ? HYPER_TRY(make_dirs_in_root(root_fd, target)) : UniqueFd();
+  if (!directory) top = HYPER_TRY(make_file_in_root(root_fd, target));
+  const std::string via = "/proc/self/fd/" + std::to_string(top.get());
+  if (::mount(source.c_str(), via.c_str(), nullptr, MS_BIND, nullptr) != 0)
+    return Error::from_errno("bind " + spec.subpath + " on " + spec.target + " in the container");
+  // The fd opened before the bind names what it covers; the remount needs the bind itself.
+  UniqueFd mounted = HYPER_TRY(open_in_root(root_fd, target, O_PATH));
+  const std::string bound = "/proc/self/fd/" + std::to_string(mounted.get());
+  if (spec.read_only && ::mount(nullptr, bound.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0)
+    return Error::from_errno("make " + spec.target + " read-only in the container");
+  return MountedVolume{spec, HYPER_TRY(path_of(mounted.get()))};
+}
+
+Result<MountedVolume> mount_volume(int root_fd, const MountSpec& spec, std::set<std::string>& staged) {
+  if (spec.type == MountSpec::Type::virtiofs && !spec.subpath.empty()) return bind_share_entry(root_fd, spec, staged);
   UniqueFd dir = HYPER_TRY(make_dirs_in_root(root_fd, spec.target.substr(1)));
   const std::string via = "/proc/self/fd/" + std::to_string(dir.get());
   const unsigned long read_only = spec.read_only ? MS_RDONLY : 0;
@@ -207,11 +252,13 @@ Result<PreparedContainer> prepare_container(const ContainerSpec& spec) {
   if (root < 0) return Error::from_errno("open the container's root");
   HYPER_CHECK(mount_kernel_filesystems(root));
   // After the kernel's file systems, so that a volume on /tmp covers the default tmpfs.
-  for (const auto& mount : spec.mounts) prepared.mounts.push_back(HYPER_TRY(mount_volume(root, mount)));
+  std::set<std::string> staged;
+  for (const auto& mount : spec.mounts) prepared.mounts.push_back(HYPER_TRY(mount_volume(root, mount, staged)));
   if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
     return Error::from_errno("sethostname " + spec.hostname);
   HYPER_CHECK(configure_network(spec.network));
-  HYPER_CHECK(write_etc_files(root, spec));
+  // A host root's /etc is the host's: what it needs there comes as mounts (podman's hosts).
+  if (spec.rootfs.virtiofs_tag.empty()) HYPER_CHECK(write_etc_files(root, spec));
   return prepared;
 }
 

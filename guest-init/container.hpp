@@ -21,6 +21,10 @@ struct RootfsSpec {
   std::string image_device;     // the flattened image, mounted read-only
   std::string image_fstype = "ext4";
   std::string writable_device;  // ext4 scratch disk; empty = tmpfs
+  // Instead of an image: a host directory (an OCI bundle's root) through this virtio-fs
+  // tag, mounted as it is. It is the host's: the init writes no /etc files into it.
+  std::string virtiofs_tag;
+  bool read_only = false;
 };
 
 struct InterfaceSpec {
@@ -42,6 +46,9 @@ struct MountSpec {
   enum class Type { block, virtiofs, tmpfs };
   Type type = Type::block;
   std::string source;  // block: /dev/vdX (ext4); virtiofs: the device's tag
+  // virtiofs only: one entry (a file or directory) of the shared directory to bind on
+  // `target`, for a host file mounted alone (an OCI bundle's /etc/hosts); empty: all of it.
+  std::string subpath;
   std::string target;  // absolute, inside the container
   bool read_only = false;
   uint64_t tmpfs_size = 0;  // bytes, 0: the kernel's default

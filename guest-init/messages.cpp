@@ -68,17 +68,6 @@ Result<std::vector<std::string>> get_strings(const Json& object, const char* key
   return out;
 }
 
-Result<int> rlimit_resource(const std::string& name) {
-  static constexpr std::array<std::pair<const char*, int>, 11> kNames{{
-      {"core", RLIMIT_CORE}, {"cpu", RLIMIT_CPU}, {"data", RLIMIT_DATA}, {"fsize", RLIMIT_FSIZE},
-      {"memlock", RLIMIT_MEMLOCK}, {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC}, {"rss", RLIMIT_RSS},
-      {"stack", RLIMIT_STACK}, {"sigpending", RLIMIT_SIGPENDING}, {"msgqueue", RLIMIT_MSGQUEUE},
-  }};
-  for (const auto& [known, resource] : kNames)
-    if (name == known) return resource;
-  return bad("unknown rlimit \"" + name + "\"");
-}
-
 Result<std::vector<Rlimit>> get_rlimits(const Json& process) {
   std::vector<Rlimit> out;
   const auto it = process.find("rlimits");
@@ -98,6 +87,20 @@ Result<std::vector<Rlimit>> get_rlimits(const Json& process) {
 
 }  // namespace
 
+Result<int> rlimit_resource(const std::string& name) {
+  static constexpr std::array<std::pair<const char*, int>, 16> kNames{{
+      {"as", RLIMIT_AS},           {"core", RLIMIT_CORE},     {"cpu", RLIMIT_CPU},
+      {"data", RLIMIT_DATA},       {"fsize", RLIMIT_FSIZE},   {"locks", RLIMIT_LOCKS},
+      {"memlock", RLIMIT_MEMLOCK}, {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+      {"nofile", RLIMIT_NOFILE},   {"nproc", RLIMIT_NPROC},   {"rss", RLIMIT_RSS},
+      {"rtprio", RLIMIT_RTPRIO},   {"rttime", RLIMIT_RTTIME}, {"sigpending", RLIMIT_SIGPENDING},
+      {"stack", RLIMIT_STACK},
+  }};
+  for (const auto& [known, resource] : kNames)
+    if (name == known) return resource;
+  return make_error(Errc::invalid_argument, "unknown rlimit \"" + name + "\"");
+}
+
 Result<Json> parse_request(std::string_view payload) {
   Json request = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded()) return bad("the request is not valid JSON");
@@ -105,6 +108,24 @@ Result<Json> parse_request(std::string_view payload) {
   if (HYPER_TRY(get_string(request, "op", true)).empty()) return bad("\"op\" must not be empty");
   return request;
 }
+
+namespace {
+
+constexpr size_t kMaxGroups = 256;
+
+Result<std::optional<std::vector<uint32_t>>> get_groups(const Json& process) {
+  const auto it = process.find("groups");
+  if (it == process.end() || it->is_null()) return std::optional<std::vector<uint32_t>>();
+  if (!it->is_array() || it->size() > kMaxGroups) return bad("\"groups\" must be an array of at most 256 gids");
+  std::vector<uint32_t> gids;
+  for (const auto& gid : *it) {
+    if (!gid.is_number_unsigned() || gid.get<uint64_t>() > UINT32_MAX) return bad("each group must be a number below 2^32");
+    gids.push_back(gid.get<uint32_t>());
+  }
+  return std::optional(std::move(gids));
+}
+
+}  // namespace
 
 Result<ProcessSpec> parse_process_spec(const Json& process) {
   if (!process.is_object()) return bad("\"process\" must be an object");
@@ -119,6 +140,7 @@ Result<ProcessSpec> parse_process_spec(const Json& process) {
   spec.open_stdin = HYPER_TRY(get_bool(process, "stdin"));
   spec.umask = static_cast<mode_t>(HYPER_TRY(get_number(process, "umask", 022, 0777)));
   spec.rlimits = HYPER_TRY(get_rlimits(process));
+  spec.groups = HYPER_TRY(get_groups(process));
   spec.rows = static_cast<uint16_t>(HYPER_TRY(get_number(process, "rows", 0, 0xffff)));
   spec.cols = static_cast<uint16_t>(HYPER_TRY(get_number(process, "cols", 0, 0xffff)));
   return spec;
@@ -164,6 +186,12 @@ bool is_clean_target(const std::string& path) {
   return (path + "/").find("/./") == std::string::npos && (path + "/").find("/../") == std::string::npos;
 }
 
+// One directory entry's name: no slash, not "." or "..".
+bool is_clean_name(const std::string& name) {
+  return !name.empty() && name.size() <= 255 && name != "." && name != ".." &&
+         name.find_first_of(std::string("/\0", 2)) == std::string::npos;
+}
+
 constexpr size_t kMaxMounts = 64;
 constexpr size_t kMaxTagBytes = 36;  // virtio-fs config space
 
@@ -174,6 +202,9 @@ Result<MountSpec> parse_mount(const Json& item) {
   mount.source = HYPER_TRY(get_string(item, "source"));
   mount.target = HYPER_TRY(get_string(item, "target", true));
   mount.read_only = HYPER_TRY(get_bool(item, "read_only"));
+  mount.subpath = HYPER_TRY(get_string(item, "subpath"));
+  if (!mount.subpath.empty() && (type != "virtiofs" || !is_clean_name(mount.subpath)))
+    return bad("a mount's \"subpath\" must be one file name in a virtio-fs share");
   if (!is_clean_target(mount.target)) return bad("mount target \"" + mount.target + "\" is not a clean absolute path");
   if (type == "block") {
     mount.type = MountSpec::Type::block;
@@ -191,6 +222,21 @@ Result<MountSpec> parse_mount(const Json& item) {
   return mount;
 }
 
+Result<RootfsSpec> parse_rootfs(const Json& rootfs) {
+  RootfsSpec spec;
+  spec.virtiofs_tag = HYPER_TRY(get_string(rootfs, "virtiofs"));
+  if (!spec.virtiofs_tag.empty()) {
+    if (spec.virtiofs_tag.size() > kMaxTagBytes) return bad("a virtio-fs tag must be 1 to 36 bytes");
+    spec.read_only = HYPER_TRY(get_bool(rootfs, "read_only"));
+    return spec;
+  }
+  spec.image_device = HYPER_TRY(get_string(rootfs, "image", true));
+  spec.writable_device = HYPER_TRY(get_string(rootfs, "writable"));
+  if (!is_device_path(spec.image_device) || (!spec.writable_device.empty() && !is_device_path(spec.writable_device)))
+    return bad("rootfs devices must be virtio disks (/dev/vdX)");
+  return spec;
+}
+
 Result<std::vector<MountSpec>> parse_mounts(const Json& start) {
   std::vector<MountSpec> mounts;
   const auto it = start.find("mounts");
@@ -206,11 +252,7 @@ Result<ContainerSpec> parse_container_spec(const Json& start) {
   ContainerSpec spec;
   const auto rootfs = start.find("rootfs");
   if (rootfs == start.end() || !rootfs->is_object()) return bad("\"rootfs\" must be an object");
-  spec.rootfs.image_device = HYPER_TRY(get_string(*rootfs, "image", true));
-  spec.rootfs.writable_device = HYPER_TRY(get_string(*rootfs, "writable"));
-  if (!is_device_path(spec.rootfs.image_device) ||
-      (!spec.rootfs.writable_device.empty() && !is_device_path(spec.rootfs.writable_device)))
-    return bad("rootfs devices must be virtio disks (/dev/vdX)");
+  spec.rootfs = HYPER_TRY(parse_rootfs(*rootfs));
   spec.hostname = HYPER_TRY(get_string(start, "hostname"));
   if (spec.hostname.size() > 64) return bad("the hostname is longer than 64 bytes");
   spec.network = HYPER_TRY(parse_network(start));

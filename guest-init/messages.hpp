@@ -21,6 +21,8 @@ using Json = nlohmann::json;
 Result<Json> parse_request(std::string_view payload);
 
 Result<ProcessSpec> parse_process_spec(const Json& process);
+// An rlimit's name as the protocol spells it ("nofile": RLIMIT_NOFILE) to its resource.
+Result<int> rlimit_resource(const std::string& name);
 Result<ContainerSpec> parse_container_spec(const Json& start);
 
 struct LayerSpan {

@@ -178,7 +178,8 @@ Result<SpawnedProcess> spawn_in_root(const std::string& root_path, int root_fd, 
   auto resolved = resolve_user_in_root(root_fd, spec.user);
   // An unknown user is the caller's error (Docker: 125), not a missing command (127).
   if (!resolved.ok()) return make_error(Errc::invalid_argument, resolved.error().message);
-  const ResolvedUser user = std::move(resolved).value();
+  ResolvedUser user = std::move(resolved).value();
+  if (spec.groups) user.supplementary_gids = *spec.groups;
   if (spec.cwd.empty() || spec.cwd[0] != '/')
     return make_error(Errc::invalid_argument, "the working directory must be absolute: \"" + spec.cwd + "\"");
   // Docker creates a missing working directory.

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct ProcessSpec {
   bool open_stdin = false;
   mode_t umask = 022;
   std::vector<Rlimit> rlimits;
+  // The supplementary groups exactly (an OCI process's additionalGids), instead of the
+  // memberships the container's /etc/group gives the user.
+  std::optional<std::vector<uint32_t>> groups;
   uint16_t rows = 0, cols = 0;
 };
 

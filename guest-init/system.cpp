@@ -85,6 +85,14 @@ Result<UniqueFd> make_dirs_in_root(int root_fd, const std::string& path, mode_t 
   return dir;
 }
 
+Result<UniqueFd> make_file_in_root(int root_fd, const std::string& path) {
+  (void)HYPER_TRY(make_dirs_in_root(root_fd, split_parent(path).first));
+  auto existing = open_in_root(root_fd, path, O_PATH);
+  if (existing || existing.error().code != Errc::not_found) return existing;
+  (void)HYPER_TRY(open_in_root(root_fd, path, O_WRONLY | O_CREAT, 0644));
+  return open_in_root(root_fd, path, O_PATH);
+}
+
 Status write_in_root(int root_fd, const std::string& path, std::string_view content, mode_t mode) {
   const auto [parent, name] = split_parent(path);
   UniqueFd dir = HYPER_TRY(make_dirs_in_root(root_fd, parent));

@@ -29,6 +29,9 @@ Result<UniqueFd> open_in_root(int root_fd, const std::string& path, int flags, m
 Status write_in_root(int root_fd, const std::string& path, std::string_view content, mode_t mode = 0644);
 // mkdir -p inside the root; returns an O_PATH fd to the directory.
 Result<UniqueFd> make_dirs_in_root(int root_fd, const std::string& path, mode_t mode = 0755);
+// A file to mount on: its parents are made; a missing file is created empty, one that is
+// there is left unchanged (so a read-only root that has it needs no write). O_PATH fd.
+Result<UniqueFd> make_file_in_root(int root_fd, const std::string& path);
 
 Result<std::string> read_small_file(const char* path, size_t limit = 1 << 20);
 

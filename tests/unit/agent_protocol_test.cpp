@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "guest-init/messages.hpp"
 #include "guest-init/protocol.hpp"
@@ -142,6 +143,92 @@ TEST_CASE("agent protocol: start, build and export_disk specs accept only virtio
   CHECK_FALSE(guest::parse_export_disk_spec(guest::Json::parse(R"({"writable":""})")).ok());
   CHECK_FALSE(guest::parse_export_disk_spec(guest::Json::parse(R"({"writable":"/run/rw/upper"})")).ok());
   CHECK_FALSE(guest::parse_export_disk_spec(guest::Json::parse(R"({"writable":7})")).ok());
+}
+
+TEST_CASE("agent protocol: a host directory over virtio-fs as the root") {
+  auto start = guest::parse_container_spec(guest::Json::parse(R"({"rootfs":{"virtiofs":"rootfs","read_only":true}})"));
+  REQUIRE_MESSAGE(start.ok(), error_of(start));
+  CHECK(start->rootfs.virtiofs_tag == "rootfs");
+  CHECK(start->rootfs.read_only);
+  CHECK(start->rootfs.image_device.empty());
+  CHECK(start->rootfs.writable_device.empty());
+
+  start = guest::parse_container_spec(guest::Json::parse(R"({"rootfs":{"virtiofs":"rootfs"}})"));
+  REQUIRE_MESSAGE(start.ok(), error_of(start));
+  CHECK_FALSE(start->rootfs.read_only);
+
+  const std::pair<std::string, const char*> bad[] = {
+      {R"({"rootfs":{"virtiofs":")" + std::string(37, 't') + R"("}})", "1 to 36 bytes"},
+      {R"({"rootfs":{"virtiofs":7}})", "must be a string"},
+      {R"({"rootfs":{"virtiofs":"rootfs","read_only":"yes"}})", "true or false"},
+      {R"({"rootfs":{"virtiofs":""}})", "image"},
+      {R"({"rootfs":{}})", "image"},
+  };
+  for (const auto& [json_text, message] : bad) {
+    const std::string json = json_text;
+    CAPTURE(json);
+    const auto parsed = guest::parse_container_spec(guest::Json::parse(json));
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().message.find(message) != std::string::npos);
+  }
+}
+
+TEST_CASE("agent protocol: a virtio-fs mount may bind one entry of its share") {
+  auto start = guest::parse_container_spec(guest::Json::parse(
+      R"({"rootfs":{"virtiofs":"rootfs"},"mounts":[{"type":"virtiofs","source":"files","subpath":"hosts","target":"/etc/hosts","read_only":true},
+                                                   {"type":"virtiofs","source":"data","target":"/data"}]})"));
+  REQUIRE_MESSAGE(start.ok(), error_of(start));
+  REQUIRE(start->mounts.size() == 2);
+  CHECK(start->mounts[0].type == guest::MountSpec::Type::virtiofs);
+  CHECK(start->mounts[0].source == "files");
+  CHECK(start->mounts[0].subpath == "hosts");
+  CHECK(start->mounts[0].target == "/etc/hosts");
+  CHECK(start->mounts[0].read_only);
+  CHECK(start->mounts[1].subpath.empty());
+
+  const auto mount_error = [](const std::string& mount) {
+    const auto parsed = guest::parse_container_spec(guest::Json::parse(R"({"rootfs":{"image":"/dev/vda"},"mounts":[)" + mount + "]}"));
+    return error_of(parsed);
+  };
+  for (const std::string& subpath : std::vector<std::string>{R"("a/b")", R"("..")", R"(".")", R"("/hosts")", R"("a\u0000b")",
+                                                              "7", "\"" + std::string(256, 'n') + "\""}) {
+    CAPTURE(subpath);
+    CHECK_FALSE(mount_error(R"({"type":"virtiofs","source":"files","target":"/x","subpath":)" + subpath + "}").empty());
+  }
+  CHECK(mount_error(R"({"type":"virtiofs","source":"files","target":"/x","subpath":")" + std::string(255, 'n') + "\"}").empty());
+  CHECK(mount_error(R"({"type":"block","source":"/dev/vdb","target":"/x","subpath":"hosts"})").find("subpath") !=
+        std::string::npos);
+  CHECK(mount_error(R"({"type":"tmpfs","target":"/x","subpath":"hosts"})").find("subpath") != std::string::npos);
+}
+
+TEST_CASE("agent protocol: a process's groups are exactly the gids given, or absent") {
+  auto spec = process_from(R"({"args":["id"],"groups":[0,10,4294967295]})");
+  REQUIRE_MESSAGE(spec.ok(), error_of(spec));
+  REQUIRE(spec->groups);
+  CHECK(*spec->groups == std::vector<uint32_t>{0, 10, 4294967295u});
+
+  spec = process_from(R"({"args":["id"],"groups":[]})");
+  REQUIRE_MESSAGE(spec.ok(), error_of(spec));
+  REQUIRE(spec->groups);
+  CHECK(spec->groups->empty());
+
+  for (const char* absent : {R"({"args":["id"]})", R"({"args":["id"],"groups":null})"}) {
+    CAPTURE(absent);
+    spec = process_from(absent);
+    REQUIRE_MESSAGE(spec.ok(), error_of(spec));
+    CHECK_FALSE(spec->groups);
+  }
+
+  std::string many = "[0";
+  for (int gid = 1; gid < 257; ++gid) many += "," + std::to_string(gid);
+  many += "]";
+  for (const std::string& groups :
+       std::vector<std::string>{R"("wheel")", "10", "[-1]", "[4294967296]", R"(["10"])", "[1.5]", many}) {
+    CAPTURE(groups);
+    const auto parsed = process_from(R"({"args":["id"],"groups":)" + groups + "}");
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().message.find("group") != std::string::npos);
+  }
 }
 
 TEST_CASE("agent protocol: replies carry Docker's exit codes to the host") {
