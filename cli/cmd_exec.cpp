@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "runtime/run_options.hpp"
 #include "runtime/agent_client.hpp"
+#include "runtime/container_control.hpp"
 #include "runtime/container_store.hpp"
 #include "runtime/paths.hpp"
 #include "runtime/stdio_relay.hpp"
@@ -89,8 +90,6 @@ int cmd_exec(const GlobalOptions& global, const std::vector<std::string>& args) 
   if (!env.ok()) return report(env.error().message, 125);
 
   auto signals = runtime::forwarded_signals_fd();
-  auto conn = runtime::AgentConnection::dial(container->dir);
-  if (!conn.ok()) return report(conn.error().message, 1);
   runtime::Json process = {{"args", flags->command},
                            {"env", *env},
                            {"cwd", flags->workdir.value_or(container->config.working_dir.empty() ? "/" : container->config.working_dir)},
@@ -100,17 +99,8 @@ int cmd_exec(const GlobalOptions& global, const std::vector<std::string>& args) 
   if (flags->tty) {
     if (auto size = runtime::terminal_size()) process["rows"] = size->first, process["cols"] = size->second;
   }
-  const runtime::Json request = {{"op", "exec"}, {"process", process}};
-  if (auto sent = conn->send(agent::Kind::request, request.dump()); !sent.ok()) return report(sent.error().message, 1);
-  auto frame = conn->receive(30'000);
-  if (!frame.ok()) return report(frame.error().message, 1);
-  auto reply = runtime::parse_json_payload(*frame);
-  if (!reply.ok()) return report(reply.error().message, 1);
-  if (!reply->value("ok", false)) {
-    int code = 126;
-    const Error error = runtime::reply_error(*reply, &code);
-    return report(error.message, code == 125 ? 126 : code);
-  }
+  runtime::ExecStart exec = runtime::start_exec(*container, process);
+  if (!exec.conn) return report(exec.error, exec.code);
   if (flags->detach) return 0;
   std::optional<runtime::RawTerminal> raw;
   if (flags->tty) raw.emplace();
@@ -118,7 +108,7 @@ int cmd_exec(const GlobalOptions& global, const std::vector<std::string>& args) 
   relay.forward_stdin = flags->interactive;
   relay.tty = flags->tty;
   relay.signal_fd = signals.ok() ? signals->get() : -1;
-  const auto outcome = runtime::relay_stdio(*conn, relay);
+  const auto outcome = runtime::relay_stdio(*exec.conn, relay);
   raw.reset();
   if (!outcome.status) return report(outcome.error, 137);
   return *outcome.status;

@@ -1,5 +1,7 @@
 #include "runtime/agent_client.hpp"
 
+#include "runtime/dir_socket.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -25,22 +27,6 @@ Status send_all(int fd, std::string_view bytes, const char* what) {
   return {};
 }
 
-Result<UniqueFd> connect_unix(const std::filesystem::path& dir, const char* name) {
-  // Through the directory's fd: a container directory's path can exceed sun_path.
-  UniqueFd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dir_fd.valid()) return Error::from_errno("open " + dir.string());
-  const std::string path = "/proc/self/fd/" + std::to_string(dir_fd.get()) + "/" + name;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return make_error(Errc::invalid_argument, "socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Error::from_errno("socket");
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Error::from_errno("connect to the container's VMM (" + (dir / name).string() + ")");
-  return fd;
-}
-
 // Reads the VMM's "OK <port>\n" answer to CONNECT, byte by byte so no frame byte is eaten.
 Status read_connect_answer(int fd, int timeout_ms) {
   std::string line;
@@ -60,7 +46,7 @@ Status read_connect_answer(int fd, int timeout_ms) {
 }  // namespace
 
 Result<AgentConnection> AgentConnection::dial(const std::filesystem::path& container_dir, int timeout_ms) {
-  UniqueFd fd = HYPER_TRY(connect_unix(container_dir, kVsockSocket));
+  UniqueFd fd = HYPER_TRY(connect_in_dir(container_dir, kVsockSocket, "the container's VMM"));
   const std::string connect = "CONNECT " + std::to_string(agent::kAgentPort) + "\n";
   HYPER_CHECK(send_all(fd.get(), connect, "the VMM's vsock socket"));
   HYPER_CHECK(read_connect_answer(fd.get(), timeout_ms));
@@ -70,7 +56,7 @@ Result<AgentConnection> AgentConnection::dial(const std::filesystem::path& conta
 }
 
 Result<AgentConnection> AgentConnection::dial_input(const std::filesystem::path& container_dir) {
-  return AgentConnection(HYPER_TRY(connect_unix(container_dir, kInputSocket)));
+  return AgentConnection(HYPER_TRY(connect_in_dir(container_dir, kInputSocket, "the container's VMM")));
 }
 
 Status AgentConnection::send(agent::Kind kind, std::string_view payload) {

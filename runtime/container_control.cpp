@@ -54,26 +54,36 @@ StartOutcome start_detached(const Paths& paths, ContainerStore& store, const Con
     // socket, a client's connection): only stdio and the channel to the starter.
     if (ready[1] > 3) ::close_range(3, static_cast<unsigned>(ready[1]) - 1, 0);
     ::close_range(static_cast<unsigned>(ready[1]) + 1, ~0u, 0);
-    MonitorOptions options;
-    options.on_warning = [fd = ready[1]](const std::string& warning) {
-      const std::string message = kWarningTag + one_line(warning) + "\n";
-      (void)write_all(fd, message.data(), message.size(), "the starting command");
-    };
-    options.on_started = [fd = ready[1]](int code, const std::string& error) {
-      const std::string message = kStartedTag + std::string(1, static_cast<char>(code)) + error;
-      (void)write_all(fd, message.data(), message.size(), "the starting command");
-      ::close(fd);
-    };
-    options.release_started = [fd = ready[1]] { ::close(fd); };
-    const int status = run_monitor(paths, store, container, options);
+    const int status = run_monitor(paths, store, container, start_reporting_options(ready[1]));
     _exit(status & 0xff);
   }
   ::close(ready[1]);
+  StartOutcome outcome = read_start_outcome(ready[0], container);
+  ::close(ready[0]);
+  return outcome;
+}
+
+MonitorOptions start_reporting_options(int fd) {
+  MonitorOptions options;
+  options.on_warning = [fd](const std::string& warning) {
+    const std::string message = kWarningTag + one_line(warning) + "\n";
+    (void)write_all(fd, message.data(), message.size(), "the starting command");
+  };
+  options.on_started = [fd](int code, const std::string& error) {
+    const std::string message = kStartedTag + std::string(1, static_cast<char>(code)) + error;
+    (void)write_all(fd, message.data(), message.size(), "the starting command");
+    ::close(fd);
+  };
+  options.release_started = [fd] { ::close(fd); };
+  return options;
+}
+
+StartOutcome read_start_outcome(int fd, const Container& container) {
   std::string message;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(ready[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<size_t>(n));
-  ::close(ready[0]);
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) message.append(buf, static_cast<size_t>(n));
   // Warnings (a line each) come first, from the monitor; the outcome last, from its VMM.
   StartOutcome outcome;
   while (message.starts_with(kWarningTag) && message.find('\n') != std::string::npos) {
@@ -117,6 +127,19 @@ Result<int> parse_signal(std::string text) {
     if (abbrev && text == abbrev) return sig;
   }
   return make_error(Errc::invalid_argument, "invalid signal: " + text);
+}
+
+ExecStart start_exec(const Container& container, const Json& process) {
+  auto conn = AgentConnection::dial(container.dir);
+  if (!conn.ok()) return {std::nullopt, 1, conn.error().message};
+  auto reply = conn->call({{"op", "exec"}, {"process", process}}, 30'000);
+  if (!reply.ok()) return {std::nullopt, 1, reply.error().message};
+  if (!reply->value("ok", false)) {
+    int code = 126;
+    const Error error = reply_error(*reply, &code);
+    return {std::nullopt, code == 125 ? 126 : code, error.message};
+  }
+  return {std::move(conn).value(), 0, ""};
 }
 
 Status signal_container(const Container& container, int sig) {

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "runtime/agent_client.hpp"
 #include "runtime/container_store.hpp"
+#include "runtime/monitor.hpp"
 #include "runtime/paths.hpp"
 #include "vmm/result.hpp"
 
@@ -28,6 +30,20 @@ struct StartOutcome {
 // its own, so it outlives the caller; returns once the container's process runs or could
 // not start. Forks: call it from a process with one thread.
 StartOutcome start_detached(const Paths& paths, ContainerStore& store, const Container& container);
+
+// The channel a monitor reports its container's start on (start_detached's pipe,
+// hyper-runtime's start socket): warnings a line each, then the outcome, then EOF.
+// The options write it; `fd` is closed once the outcome is written.
+MonitorOptions start_reporting_options(int fd);
+StartOutcome read_start_outcome(int fd, const Container& container);
+
+struct ExecStart {
+  std::optional<AgentConnection> conn;  // the process's stdio and exit, when it started
+  int code = 0;  // else: 126 (could not run), 127 (not found), 1 (no agent)
+  std::string error;
+};
+// Starts one more process (the agent's "process" object) in a running container.
+ExecStart start_exec(const Container& container, const Json& process);
 
 // "TERM", "SIGTERM", "sigterm", "15" -> 15.
 Result<int> parse_signal(std::string text);

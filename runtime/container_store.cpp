@@ -128,6 +128,13 @@ std::string config_text(const Container& container) {
     for (const auto& mount : config.mounts) mounts.push_back(volume::mount_json(mount));
     json["mounts"] = mounts;
   }
+  if (config.host_rootfs) json["host_rootfs"] = {{"path", config.host_rootfs->path}, {"read_only", config.host_rootfs->read_only}};
+  if (config.groups) json["groups"] = *config.groups;
+  if (!config.rlimits.empty()) {
+    Json limits = Json::array();
+    for (const auto& limit : config.rlimits) limits.push_back({{"type", limit.type}, {"soft", limit.soft}, {"hard", limit.hard}});
+    json["rlimits"] = limits;
+  }
   if (config.network) {
     const TapNetwork& net = *config.network;
     json["network"] = {{"tap", net.tap}, {"address", net.address}, {"gateway", net.gateway}, {"mac", net.mac}, {"dns", net.dns}};
@@ -208,6 +215,13 @@ Status parse_config(const fs::path& path, const std::string& text, Container& ou
         config.mounts.push_back(std::move(mount).value());
       }
     }
+    if (const auto root = json.find("host_rootfs"); root != json.end() && root->is_object())
+      config.host_rootfs = HostRootfs{root->at("path").get<std::string>(), root->value("read_only", false)};
+    if (const auto groups = json.find("groups"); groups != json.end() && groups->is_array())
+      config.groups = groups->get<std::vector<uint32_t>>();
+    if (const auto limits = json.find("rlimits"); limits != json.end() && limits->is_array())
+      for (const auto& limit : *limits)
+        config.rlimits.push_back({limit.at("type").get<std::string>(), limit.at("soft").get<uint64_t>(), limit.at("hard").get<uint64_t>()});
     if (const auto net = json.find("network"); net != json.end() && net->is_object()) {
       config.network = TapNetwork{net->at("tap").get<std::string>(), net->at("address").get<std::string>(),
                                   net->value("gateway", ""), net->value("mac", ""),

@@ -49,8 +49,15 @@ struct TapNetwork {
   std::vector<std::string> dns;
 };
 
+// A host directory as the container's root instead of an image (an OCI bundle's root,
+// hyper-runtime): the VM mounts it through virtio-fs, and no image or scratch disk is made.
+struct HostRootfs {
+  std::string path;  // absolute
+  bool read_only = false;
+};
+
 struct ContainerConfig {
-  std::string image;     // as the user named it
+  std::string image;     // as the user named it; empty with host_rootfs
   std::string image_id;  // sha256:...
   std::vector<std::string> entrypoint, cmd, env;
   std::string working_dir, user, hostname, stop_signal;
@@ -61,6 +68,16 @@ struct ContainerConfig {
   net::NetworkConfig net;
   std::vector<volume::Mount> mounts;  // -v, --mount, --tmpfs, in the order given
   bool seccomp = true;  // false: --security-opt seccomp=unconfined
+  std::optional<HostRootfs> host_rootfs;
+  // The main process's supplementary groups exactly (an OCI process's additionalGids);
+  // absent: the user's memberships in the image's /etc/group, as Docker does.
+  std::optional<std::vector<uint32_t>> groups;
+  // Resource limits for the main process, by the agent's names ("nofile"); empty: Docker's.
+  struct Rlimit {
+    std::string type;
+    uint64_t soft = 0, hard = 0;
+  };
+  std::vector<Rlimit> rlimits;
 };
 
 // How long a --rm container's monitor waits for its exit's watchers before removing it.

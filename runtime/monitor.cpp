@@ -21,6 +21,7 @@
 
 #include "runtime/jail/cgroup.hpp"
 #include "runtime/crash_point.hpp"
+#include "runtime/dir_socket.hpp"
 #include "runtime/disk_images.hpp"
 #include "runtime/image_store.hpp"
 #include "runtime/jail/jail.hpp"
@@ -47,8 +48,20 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+Json rlimits_json(const ContainerConfig& config) {
+  if (config.rlimits.empty()) return Json::array({{{"type", "nofile"}, {"soft", 1048576}, {"hard", 1048576}}});
+  Json limits = Json::array();
+  for (const auto& limit : config.rlimits) limits.push_back({{"type", limit.type}, {"soft", limit.soft}, {"hard", limit.hard}});
+  return limits;
+}
+
+Json rootfs_json(const ContainerConfig& config, bool scratch_disk, const std::string& root_tag) {
+  if (config.host_rootfs) return {{"virtiofs", root_tag}, {"read_only", config.host_rootfs->read_only}};
+  return {{"image", "/dev/vda"}, {"writable", scratch_disk ? "/dev/vdb" : ""}};
+}
+
 Json start_request(const Container& container, bool scratch_disk, const net::ContainerNetwork* network,
-                   const Json& mounts) {
+                   const volume::AttachedMounts& mounts) {
   const auto& config = container.config;
   std::vector<std::string> args = config.entrypoint;
   args.insert(args.end(), config.cmd.begin(), config.cmd.end());
@@ -60,15 +73,16 @@ Json start_request(const Container& container, bool scratch_disk, const net::Con
                   {"user", config.user},
                   {"tty", config.tty},
                   {"stdin", config.open_stdin},
-                  {"rlimits", Json::array({{{"type", "nofile"}, {"soft", 1048576}, {"hard", 1048576}}})}};
+                  {"rlimits", rlimits_json(config)}};
+  if (config.groups) process["groups"] = *config.groups;
   if (config.tty) {
     if (auto size = terminal_size()) process["rows"] = size->first, process["cols"] = size->second;
   }
   Json request = {{"op", "start"},
                   {"hostname", config.hostname.empty() ? container.id.substr(0, 12) : config.hostname},
-                  {"rootfs", {{"image", "/dev/vda"}, {"writable", scratch_disk ? "/dev/vdb" : ""}}},
+                  {"rootfs", rootfs_json(config, scratch_disk, mounts.root_tag)},
                   {"process", process}};
-  if (!mounts.empty()) request["mounts"] = mounts;
+  if (!mounts.guest.empty()) request["mounts"] = mounts.guest;
   if (config.network) {
     Json interface = {{"name", "eth0"}, {"address", config.network->address}};
     if (!config.network->gateway.empty()) interface["gateway"] = config.network->gateway;
@@ -87,6 +101,7 @@ struct Prepared {
 };
 
 Result<Prepared> prepare_disks(const Paths& paths, const Container& container) {
+  if (container.config.host_rootfs) return Prepared{};  // its root comes over virtio-fs
   ImageStore images = HYPER_TRY(ImageStore::open(paths.images()));
   const Image image = HYPER_TRY(images.find(container.config.image_id));
   const auto rootfs = HYPER_TRY(ensure_rootfs(images, image, [](const std::string& line) {
@@ -194,7 +209,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   VmSession& vm = **session;
 
   std::optional<RawTerminal> raw;
-  auto reply = vm.agent().call(start_request(container, disks->scratch, setup.network, mounts->guest), kBootTimeoutMs);
+  auto reply = vm.agent().call(start_request(container, disks->scratch, setup.network, *mounts), kBootTimeoutMs);
   if (!reply.ok() || !reply->value("ok", false)) {
     // The agent's refusal carries Docker's code for a missing or non-executable command.
     int code = 125;
@@ -235,22 +250,8 @@ struct VmmChannels {
 
 // A detached container with open stdin takes its input from hyperd through a socket in
 // its directory (kInputSocket). The monitor binds it: the jailed VMM, whose relay serves
-// it, sees that directory read-only. Bound through the directory's fd, since a
-// container's path may be longer than a socket address holds.
-Result<UniqueFd> listen_for_input(const std::filesystem::path& dir) {
-  UniqueFd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dir_fd.valid()) return Error::from_errno("open " + dir.string());
-  const std::string path = "/proc/self/fd/" + std::to_string(dir_fd.get()) + "/" + kInputSocket;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), std::min(path.size() + 1, sizeof addr.sun_path - 1));
-  ::unlink(path.c_str());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Error::from_errno("socket");
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 8) != 0)
-    return Error::from_errno("listen on " + (dir / kInputSocket).string());
-  return fd;
-}
+// it, sees that directory read-only.
+Result<UniqueFd> listen_for_input(const std::filesystem::path& dir) { return listen_in_dir(dir, kInputSocket); }
 
 [[noreturn]] void vmm_main(const Paths& paths, const Container& container, const MonitorOptions& options,
                            const VmmChannels& channels, bool jailed, const net::ContainerNetwork* network) {

@@ -1,5 +1,8 @@
 #include "runtime/volume/container_mounts.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "runtime/volume/volume_store.hpp"
 
 namespace hyper::runtime::volume {
@@ -34,18 +37,58 @@ Status attach_volume(const VolumeStore& store, const Container& container, const
   return {};
 }
 
-Status attach_share(const Container& container, const Mount& mount, const std::filesystem::path& socket_dir,
-                    AttachedMounts& out) {
+// A virtiofsd serving `source` and the virtio-fs device for it; its tag.
+Result<std::string> start_share(const Container& container, const std::filesystem::path& source, bool read_only,
+                                const std::filesystem::path& socket_dir, AttachedMounts& out) {
   const std::string tag = "hyperfs" + std::to_string(out.shares.size());
   const std::string socket_name = "virtiofs-" + std::to_string(out.shares.size()) + ".sock";
   // Bound as the VMM will reach it: a container's directory is longer than a socket
   // address can be, so relative to the jailed VMM's working directory.
-  ShareSpec spec{mount.source, mount.read_only, socket_dir / socket_name,
+  ShareSpec spec{source, read_only, socket_dir / socket_name,
                  container.dir / ("virtiofsd-" + std::to_string(out.shares.size()) + ".log")};
   out.daemons.push_back(HYPER_TRY(VirtiofsDaemon::start(spec)));
   out.shares.push_back(SharedDirectory{tag, (socket_dir / socket_name).string()});
+  return tag;
+}
+
+Status attach_share(const Container& container, const Mount& mount, const std::filesystem::path& socket_dir,
+                    AttachedMounts& out) {
+  const std::string tag = HYPER_TRY(start_share(container, mount.source, mount.read_only, socket_dir, out));
   out.guest.push_back({{"type", "virtiofs"}, {"source", tag}, {"target", mount.target}, {"read_only", mount.read_only}});
   return {};
+}
+
+// A fresh directory for this start's copies, shared once for all of them.
+Result<std::filesystem::path> copied_files_dir(const Container& container, const std::filesystem::path& socket_dir,
+                                               AttachedMounts& out) {
+  const auto dir = container.dir / kCopiedFilesDir;
+  if (!out.files_tag.empty()) return dir;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (!std::filesystem::create_directory(dir, ec) || ec)
+    return make_error(Errc::io, "create " + dir.string() + ": " + ec.message());
+  out.files_tag = HYPER_TRY(start_share(container, dir, false, socket_dir, out));
+  return dir;
+}
+
+Status attach_file_copy(const Container& container, const Mount& mount, const std::filesystem::path& socket_dir,
+                        AttachedMounts& out) {
+  const auto dir = HYPER_TRY(copied_files_dir(container, socket_dir, out));
+  const std::string name = "file" + std::to_string(out.guest.size());
+  std::error_code ec;
+  std::filesystem::copy_file(mount.source, dir / name, ec);
+  if (ec) return make_error(Errc::io, "copy bind source " + mount.source + ": " + ec.message());
+  struct stat st{};
+  // The copy keeps the file's owner, as the bind it stands for would show it.
+  if (::stat(mount.source.c_str(), &st) == 0) (void)::chown((dir / name).c_str(), st.st_uid, st.st_gid);
+  out.guest.push_back({{"type", "virtiofs"}, {"source", out.files_tag}, {"subpath", name}, {"target", mount.target},
+                       {"read_only", mount.read_only}});
+  return {};
+}
+
+bool is_directory(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec);
 }
 
 }  // namespace
@@ -53,6 +96,8 @@ Status attach_share(const Container& container, const Mount& mount, const std::f
 Result<AttachedMounts> attach_mounts(const std::filesystem::path& volumes_dir, const Container& container,
                                      size_t first_disk, const std::filesystem::path& socket_dir) {
   AttachedMounts out;
+  if (const auto& root = container.config.host_rootfs)
+    out.root_tag = HYPER_TRY(start_share(container, root->path, root->read_only, socket_dir, out));
   if (container.config.mounts.empty()) return out;
   const VolumeStore store = HYPER_TRY(VolumeStore::open(volumes_dir));
   for (const auto& mount : container.config.mounts) {
@@ -61,7 +106,8 @@ Result<AttachedMounts> attach_mounts(const std::filesystem::path& volumes_dir, c
         HYPER_CHECK(attach_volume(store, container, mount, first_disk + out.disks.size(), out));
         break;
       case MountType::bind:
-        HYPER_CHECK(attach_share(container, mount, socket_dir, out));
+        HYPER_CHECK(is_directory(mount.source) ? attach_share(container, mount, socket_dir, out)
+                                               : attach_file_copy(container, mount, socket_dir, out));
         break;
       case MountType::tmpfs:
         out.guest.push_back({{"type", "tmpfs"}, {"target", mount.target}, {"read_only", mount.read_only},

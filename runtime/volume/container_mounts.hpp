@@ -26,10 +26,17 @@ struct SharedDirectory {
 struct AttachedMounts {
   std::vector<virtio::BlkOptions> disks;   // after the container's own disks
   std::vector<SharedDirectory> shares;
+  std::string root_tag;  // the share of ContainerConfig::host_rootfs, if any
+  std::string files_tag;  // the share of the copied host files (kCopiedFilesDir), if any
   nlohmann::json guest = nlohmann::json::array();
   std::vector<FileLock> locks;
   std::vector<VirtiofsDaemon> daemons;
 };
+
+// A host file bound alone reaches the VM as a copy in this directory of the container's,
+// made at each start: virtio-fs shares directories, and sharing the file's own directory
+// would show the VM everything beside it.
+inline constexpr const char* kCopiedFilesDir = "files";
 
 // `first_disk`: how many disks the VM has before the volumes (/dev/vda, /dev/vdb, ...).
 // `socket_dir`: where the daemons listen, named as the VMM will reach it (relative to

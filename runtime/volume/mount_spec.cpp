@@ -19,21 +19,6 @@ std::string lower(std::string text) {
   return text;
 }
 
-// "/data//x/" -> "/data/x"; ".." is refused rather than resolved, as Docker does.
-Result<std::string> normalize_target(const std::string& path, const std::string& flag) {
-  if (path.empty() || path[0] != '/')
-    return bad(flag + ": invalid mount path '" + path + "': a mount path in the container must be absolute");
-  std::string normalized;
-  for (const auto part : blobs::split(path, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") return bad(flag + ": invalid mount path '" + path + "': it must not contain \"..\"");
-    normalized += "/";
-    normalized += part;
-  }
-  if (normalized.empty()) return bad(flag + ": invalid mount path '" + path + "': a mount cannot cover /");
-  return normalized;
-}
-
 // The host side of a bind mount must exist now: Docker's --mount rule, applied to -v too,
 // so a typo never turns into an empty directory.
 Result<std::string> check_bind_source(const std::string& path, const std::string& flag) {
@@ -94,6 +79,21 @@ Status apply_tmpfs_option(Mount& mount, const std::string& option, const std::st
 }
 
 }  // namespace
+
+// "/data//x/" -> "/data/x"; ".." is refused rather than resolved, as Docker does.
+Result<std::string> normalize_target(const std::string& path, const std::string& flag) {
+  if (path.empty() || path[0] != '/')
+    return bad(flag + ": invalid mount path '" + path + "': a mount path in the container must be absolute");
+  std::string normalized;
+  for (const auto part : blobs::split(path, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return bad(flag + ": invalid mount path '" + path + "': it must not contain \"..\"");
+    normalized += "/";
+    normalized += part;
+  }
+  if (normalized.empty()) return bad(flag + ": invalid mount path '" + path + "': a mount cannot cover /");
+  return normalized;
+}
 
 const char* mount_type_name(MountType type) {
   switch (type) {

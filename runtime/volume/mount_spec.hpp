@@ -36,6 +36,9 @@ Result<Mount> parse_tmpfs_flag(const std::string& spec);
 // Refuses two mounts on one target and a mount on "/".
 Status check_mounts(const std::vector<Mount>& mounts);
 
+// "/data//x/" -> "/data/x"; ".." is refused, and so is "/" (`flag` names the input in errors).
+Result<std::string> normalize_target(const std::string& path, const std::string& flag);
+
 // "64m", "1g", "10G", "512MiB", "1048576": bytes.
 Result<uint64_t> parse_byte_size(const std::string& text);
 

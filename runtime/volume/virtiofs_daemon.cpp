@@ -72,10 +72,9 @@ Status check_share_source(const std::filesystem::path& source) {
     if (errno == ENOENT) return make_error(Errc::not_found, "bind source path does not exist: " + source.string());
     return Error::from_errno("bind source " + source.string());
   }
-  if (!S_ISDIR(st.st_mode))
+  if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
     return make_error(Errc::invalid_argument, "bind source " + source.string() +
-                                                  " is not a directory: host directories reach the VM over "
-                                                  "virtio-fs, which shares directories, not single files");
+                                                  " is neither a directory nor a regular file");
   if (::access(kVirtiofsd, X_OK) != 0)
     return make_error(Errc::not_found, std::string(kVirtiofsd) +
                                            " is not installed (Debian package qemu-system-common): bind mounts need it");

@@ -154,7 +154,12 @@ case $group in
     [ "$(md5sum <"$work/share/blob" | awk '{print $1}')" = "$(awk '{print $1}' "$work/share/sum")" ] ||
       fail "the host directory lost fsynced data"
     h rm -f b2
-    step=file; h run --rm -v "$work/share/in":/in busybox true; expect_rc 125; expect_err "not a directory"
+    # A file is bound as a copy made at start: the container sees it, its writes stay in the VM's copy.
+    step=file; h run --rm -v "$work/share/in":/etc/in busybox sh -c 'cat /etc/in; echo changed >/etc/in && cat /etc/in'
+    expect_rc 0; expect_out "^from-host$"; expect_out "^changed$"
+    [ "$(cat "$work/share/in")" = from-host ] || fail "a write to a bound file's copy reached the host's file"
+    step=file-ro; h run --rm -v "$work/share/in":/in:ro busybox sh -c 'echo x >/in'
+    [ "$rc" -ne 0 ] || fail "a :ro bound file took a write"
     step=missing; h run --rm --mount type=bind,source=/no/such,target=/x busybox true; expect_rc 125; expect_err "does not exist"
     ;;
 

@@ -1,4 +1,5 @@
 #include "runtime/container_store.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -17,19 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "hyper-store-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+// Named for this file's tests, so that a leftover says where it came from.
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("hyper-store-test") {}
 };
 
 ContainerStore open_store(const fs::path& dir) {
@@ -185,6 +176,54 @@ TEST_CASE("container store: create writes the config and a created state, found 
   }
   // The containers directory shows nothing but container ids.
   CHECK(visible_entries(dir.path) == std::set<std::string>{web.id});
+}
+
+TEST_CASE("container store: a host root, exact groups and rlimits survive the round trip") {
+  TempDir dir;
+  ContainerStore store = open_store(dir.path);
+  ContainerConfig config = sample_config();
+  config.image.clear();
+  config.image_id.clear();
+  config.host_rootfs = HostRootfs{"/srv/bundles/web/rootfs", true};
+  config.groups = std::vector<uint32_t>{10, 20, 4294967295u};
+  config.rlimits = {{"nofile", 1024, 4096}, {"core", 0, 18446744073709551615ull}};
+  auto created = store.create(config, "oci");
+  REQUIRE_MESSAGE(created.ok(), (created.ok() ? std::string() : created.error().message));
+
+  const Container found = find(store, "oci");
+  REQUIRE(found.config.host_rootfs);
+  CHECK(found.config.host_rootfs->path == "/srv/bundles/web/rootfs");
+  CHECK(found.config.host_rootfs->read_only);
+  REQUIRE(found.config.groups);
+  CHECK(*found.config.groups == std::vector<uint32_t>{10, 20, 4294967295u});
+  REQUIRE(found.config.rlimits.size() == 2);
+  CHECK(found.config.rlimits[0].type == "nofile");
+  CHECK(found.config.rlimits[0].soft == 1024);
+  CHECK(found.config.rlimits[0].hard == 4096);
+  CHECK(found.config.rlimits[1].type == "core");
+  CHECK(found.config.rlimits[1].soft == 0);
+  CHECK(found.config.rlimits[1].hard == 18446744073709551615ull);
+  CHECK(found.config.image.empty());
+}
+
+TEST_CASE("container store: no groups and an empty group list stay different") {
+  TempDir dir;
+  ContainerStore store = open_store(dir.path);
+  // Absent: the image's /etc/group memberships; empty: exactly none.
+  const Container plain = find(store, create(store, "plain").id);
+  CHECK_FALSE(plain.config.groups);
+  CHECK_FALSE(plain.config.host_rootfs);
+  CHECK(plain.config.rlimits.empty());
+
+  ContainerConfig config = sample_config();
+  config.groups = std::vector<uint32_t>{};
+  config.host_rootfs = HostRootfs{"/srv/rootfs", false};
+  REQUIRE(store.create(config, "none").ok());
+  const Container none = find(store, "none");
+  REQUIRE(none.config.groups);
+  CHECK(none.config.groups->empty());
+  REQUIRE(none.config.host_rootfs);
+  CHECK_FALSE(none.config.host_rootfs->read_only);
 }
 
 TEST_CASE("container store: an unnamed container gets a generated name") {

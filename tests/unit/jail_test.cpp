@@ -13,6 +13,7 @@
 #include "runtime/jail/cgroup.hpp"
 #include "runtime/container_store.hpp"
 #include "runtime/jail/jail.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 using namespace hyper;
 using namespace hyper::runtime;
@@ -22,19 +23,9 @@ namespace {
 
 const std::string kId = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "hyper-jail-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+// Named for this file's tests, so that a leftover says where it came from.
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("hyper-jail-test") {}
 };
 
 void write(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
