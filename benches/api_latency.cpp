@@ -2,35 +2,12 @@
 // true`, alternating in the same run, end to end (client exec to client exit): what the
 // Engine API, the docker client and hyperd's way of starting a monitor (`hyper start`,
 // output followed from the log) add to a container's start and end.
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cstdio>
 
 #include "benches/bench_common.hpp"
 
-namespace {
-
 using namespace hyper::bench;
-
-// Milliseconds from exec to exit of `command`; nothing when it failed.
-std::optional<double> time_command(const std::vector<std::string>& command) {
-  const double start = now_ms();
-  auto child = spawn(command, {});
-  if (!child) return std::nullopt;
-  const std::string out = read_all(child->out), err = read_all(child->err);
-  int status = 0;
-  ::waitpid(child->pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::fprintf(stderr, "api_latency: %s failed (status %d):\n%s%s", command[0].c_str(), WEXITSTATUS(status), out.c_str(),
-                 err.c_str());
-    return std::nullopt;
-  }
-  return now_ms() - start;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   namespace po = boost::program_options;
@@ -47,8 +24,8 @@ int main(int argc, char** argv) {
 
   std::vector<double> through_api, direct;
   for (int i = 0; i < runs; ++i) {
-    const auto api = time_command({docker, "-H", host, "run", "--rm", image, "true"});
-    const auto cli = time_command({hyper, "run", "--rm", image, "true"});
+    const auto api = time_command("api_latency", {docker, "-H", host, "run", "--rm", image, "true"});
+    const auto cli = time_command("api_latency", {hyper, "run", "--rm", image, "true"});
     if (!api || !cli) return 1;
     through_api.push_back(*api);
     direct.push_back(*cli);

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +78,21 @@ inline std::optional<double> field(const std::string& text, const std::string& k
   char* end = nullptr;
   const double v = std::strtod(start, &end);
   return end == start ? std::nullopt : std::optional<double>(v);
+}
+
+// Milliseconds from exec to exit of `command`; nothing when it failed (said on stderr).
+inline std::optional<double> time_command(const char* program, const std::vector<std::string>& command) {
+  const double start = now_ms();
+  auto child = spawn(command, {});
+  if (!child) return std::nullopt;
+  const std::string out = read_all(child->out), err = read_all(child->err);
+  int status = 0;
+  ::waitpid(child->pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::cerr << program << ": " << command[0] << " failed (status " << WEXITSTATUS(status) << "):\n" << out << err;
+    return std::nullopt;
+  }
+  return now_ms() - start;
 }
 
 struct Stats {
