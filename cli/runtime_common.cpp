@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/runtime_cli.hpp"
+#include "runtime/image_blobs.hpp"
 #include "runtime/oci/bundle.hpp"
 #include "vmm/file_io.hpp"
 
@@ -86,13 +87,8 @@ std::string status_of(const Context& context) {
 }
 
 Status write_pid_file(const std::string& path, pid_t pid) {
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return Error::from_errno("create the pid file " + tmp);
-  const std::string text = std::to_string(pid);
-  HYPER_CHECK(write_all(fd.get(), text.data(), text.size(), "the pid file"));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error::from_errno("rename the pid file to " + path);
-  return {};
+  // Replaced whole: conmon and containerd's shim read it as soon as we exit.
+  return runtime::blobs::replace_file(std::filesystem::absolute(path), std::to_string(pid));
 }
 
 }  // namespace hyper::cli::oci

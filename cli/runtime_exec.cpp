@@ -51,7 +51,13 @@ Result<rt::oci::Process> process_from_flags(const rt::Container& container, cons
   const auto user = HYPER_TRY(parse_user(flags.last("user").value_or(container.config.user.empty() ? "0:0" : container.config.user)));
   process.uid = user.first;
   process.gid = user.second;
-  for (const auto& gid : flags.all("additional-gids")) process.additional_gids.push_back(HYPER_TRY(parse_user(gid)).first);
+  // As runc does: the container's own process is the base, its groups and rlimits too.
+  if (flags.has("additional-gids")) {
+    for (const auto& gid : flags.all("additional-gids")) process.additional_gids.push_back(HYPER_TRY(parse_user(gid)).first);
+  } else {
+    process.additional_gids = container.config.groups.value_or(std::vector<uint32_t>{});
+  }
+  process.rlimits = container.config.rlimits;
   process.terminal = flags.has("tty");
   return process;
 }

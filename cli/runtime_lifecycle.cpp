@@ -39,7 +39,7 @@ Result<std::string> one_id(const Flags& flags, const char* command) {
 
 // In the monitor, before anything of its own: stdio is the caller's (or the terminal),
 // nothing else of create's stays open, and it waits for `start`.
-[[noreturn]] void monitor_main(const rt::oci::StateDir& state, const rt::Container& container,
+[[noreturn]] void monitor_main(const rt::oci::StateDir& state, rt::ContainerStore& store, const rt::Container& container,
                                std::optional<rt::oci::Pty> pty, UniqueFd listener) {
   if (pty) {
     if (auto taken = rt::oci::take_terminal(*pty); !taken.ok()) {
@@ -50,6 +50,11 @@ Result<std::string> one_id(const Flags& flags, const char* command) {
   } else {
     ::setsid();
   }
+  // Only stdio (the terminal's, by now) and the start socket: an fd the caller let us
+  // inherit must not stay open for the container's life.
+  const unsigned keep = static_cast<unsigned>(listener.get());
+  if (keep > 3) ::close_range(3, keep - 1, 0);
+  ::close_range(keep + 1, ~0u, 0);
   int conn = -1;
   while ((conn = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC)) < 0 && errno == EINTR) {
   }
@@ -59,7 +64,6 @@ Result<std::string> one_id(const Flags& flags, const char* command) {
   if (::read(conn, &request, 1) != 1) _exit(125);
   // It stays close-on-exec: the VMM process that reports the start on it is forked, not
   // executed, and what the VMM executes (virtiofsd) must not keep `start` waiting for EOF.
-  rt::ContainerStore store = rt::ContainerStore::open(state.vm_paths().containers()).value();
   rt::MonitorOptions options = rt::start_reporting_options(conn);
   options.attach = true;
   _exit(rt::run_monitor(state.vm_paths(), store, container, options) & 0xff);
@@ -101,7 +105,7 @@ Status create(const Global& global, const std::string& id, const Flags& flags) {
     std::fflush(stderr);
     const pid_t pid = ::fork();
     if (pid < 0) return Error::from_errno("fork the container's monitor");
-    if (pid == 0) monitor_main(state, container, std::move(pty), std::move(listener));
+    if (pid == 0) monitor_main(state, store, container, std::move(pty), std::move(listener));
     record.pid = pid;
     const auto ticks = rt::process_start_ticks(pid);
     record.pid_start_ticks = ticks.ok() ? *ticks : 0;
@@ -142,9 +146,10 @@ bool wait_gone(pid_t pid, uint64_t ticks) {
 Status kill(const Context& context, int sig) {
   const std::string status = status_of(context);
   if (status == "stopped") return make_error(Errc::invalid_argument, "container " + context.record.id + " is not running");
-  if (status == "created" || status == "creating") {
+  if (status == "creating") return make_error(Errc::invalid_argument, "container " + context.record.id + " is not created yet");
+  if (status == "created") {
     // Its monitor waits for start: the signal ends it, and the container with it.
-    if (::kill(context.record.pid, sig) != 0) return Error::from_errno("kill");
+    if (context.record.pid <= 0 || ::kill(context.record.pid, sig) != 0) return Error::from_errno("kill");
     return {};
   }
   const rt::Container container = HYPER_TRY(context.store.find(context.record.container_id));
@@ -217,7 +222,8 @@ int cmd_start(const Global& global, const std::vector<std::string>& args) {
 int cmd_state(const Global& global, const std::vector<std::string>& args) {
   auto named = named_container(global, args, {}, "state");
   if (!named.ok()) return fail(global, named.error().message);
-  std::printf("%s\n", rt::oci::state_json(named->context.record, status_of(named->context)).dump(2).c_str());
+  const Json state = rt::oci::state_json(named->context.record, status_of(named->context));
+  std::printf("%s\n", state.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
   return 0;
 }
 
@@ -244,8 +250,12 @@ int cmd_delete(const Global& global, const std::vector<std::string>& args) {
   if (!id.ok()) return fail(global, id.error().message);
   auto context = open_container(global, *id);
   if (!context.ok()) {
-    // runc: deleting what is not there is no error when forced.
-    if (flags->has("force") && context.error().code == Errc::not_found) return 0;
+    // runc: deleting what is not there is no error when forced; a directory a create
+    // that died left without its record goes too.
+    if (flags->has("force") && context.error().code == Errc::not_found) {
+      if (auto state = rt::oci::StateDir::open(global.root); state.ok()) state->remove(*id);
+      return 0;
+    }
     return fail(global, context.error().message);
   }
   auto removed = remove(*context, flags->has("force"));
@@ -273,7 +283,7 @@ int cmd_features(const Global&, const std::vector<std::string>&) {
       {"ociVersionMin", "1.0.0"},
       {"ociVersionMax", rt::oci::kSpecVersion},
       {"hooks", Json::array()},
-      {"mountOptions", {"ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "size", "mode"}},
+      {"mountOptions", {"ro", "rw", "bind", "rbind", "size", "mode"}},
       {"linux",
        {{"namespaces", {"pid", "network", "ipc", "uts", "mount", "cgroup"}},
         {"capabilities", Json::array()},

@@ -105,7 +105,8 @@ Result<agent::Frame> AgentConnection::receive(int timeout_ms) {
 }
 
 Result<Json> AgentConnection::call(const Json& request, int timeout_ms) {
-  HYPER_CHECK(send(agent::Kind::request, request.dump()));
+  // An argument that is not UTF-8 goes with replacement characters, not as a throw.
+  HYPER_CHECK(send(agent::Kind::request, request.dump(-1, ' ', false, Json::error_handler_t::replace)));
   for (;;) {
     const agent::Frame frame = HYPER_TRY(receive(timeout_ms));
     if (frame.kind != agent::Kind::response) continue;  // stdio that raced the reply is not ours to keep

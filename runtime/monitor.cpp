@@ -49,7 +49,9 @@ uint64_t now_ns() {
 }
 
 Json rlimits_json(const ContainerConfig& config) {
-  if (config.rlimits.empty()) return Json::array({{{"type", "nofile"}, {"soft", 1048576}, {"hard", 1048576}}});
+  // Docker's default for its containers; an OCI bundle's process gets exactly its own list.
+  if (config.rlimits.empty() && !config.host_rootfs)
+    return Json::array({{{"type", "nofile"}, {"soft", 1048576}, {"hard", 1048576}}});
   Json limits = Json::array();
   for (const auto& limit : config.rlimits) limits.push_back({{"type", limit.type}, {"soft", limit.soft}, {"hard", limit.hard}});
   return limits;

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cctype>
 #include <fstream>
 #include <sstream>
@@ -123,14 +125,21 @@ Result<uint64_t> memory_mib(const Json& resources) {
 Result<uint32_t> cpuset_size(const std::string& cpus) {
   uint32_t count = 0;
   std::stringstream list(cpus);
+  const auto number = [](const std::string& text, unsigned long& value) {
+    char* end = nullptr;
+    errno = 0;
+    value = std::strtoul(text.c_str(), &end, 10);
+    return !text.empty() && std::isdigit(static_cast<unsigned char>(text[0])) && *end == '\0' && errno == 0;
+  };
   for (std::string range; std::getline(list, range, ',');) {
-    unsigned first = 0, last = 0;
-    char tail = 0;
-    const int fields = std::sscanf(range.c_str(), "%u-%u%c", &first, &last, &tail);
-    if (fields == 1) last = first;
-    if ((fields != 1 && fields != 2) || last < first || last - first >= kMaxCpus)
+    const auto dash = range.find('-');
+    unsigned long first = 0, last = 0;
+    const bool parsed = dash == std::string::npos
+                            ? number(range, first) && number(range, last)
+                            : number(range.substr(0, dash), first) && number(range.substr(dash + 1), last);
+    if (!parsed || last < first || last - first >= kMaxCpus)
       return bad("linux.resources.cpu.cpus \"" + cpus + "\" is not a CPU list such as 0-3,8");
-    count += last - first + 1;
+    count += static_cast<uint32_t>(last - first + 1);
   }
   return count;
 }

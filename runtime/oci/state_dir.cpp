@@ -4,10 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
 
+#include "runtime/image_blobs.hpp"
+#include "runtime/json_record.hpp"
 #include "runtime/oci/bundle.hpp"
-#include "vmm/file_io.hpp"
 
 namespace hyper::runtime::oci {
 namespace {
@@ -27,10 +27,12 @@ Json record_json(const Record& record) {
 
 Result<StateDir> StateDir::open(const fs::path& root) {
   std::error_code ec;
-  fs::create_directories(root, ec);
+  // Absolute: the VMM works from its container's directory, which is under it.
+  const fs::path absolute = fs::absolute(root, ec).lexically_normal();
+  if (!ec) fs::create_directories(absolute, ec);
   if (ec) return make_error(Errc::io, "create " + root.string() + ": " + ec.message());
-  ::chmod(root.c_str(), 0700);
-  return StateDir(root);
+  ::chmod(absolute.c_str(), 0700);
+  return StateDir(absolute);
 }
 
 Status StateDir::create(const Record& record) const {
@@ -42,24 +44,17 @@ Status StateDir::create(const Record& record) const {
 }
 
 Status StateDir::save(const Record& record) const {
-  const fs::path path = dir(record.id) / kRecordFile;
-  const fs::path tmp = dir(record.id) / (std::string(kRecordFile) + ".tmp");
-  const std::string text = record_json(record).dump(2) + "\n";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out.flush()) return make_error(Errc::io, "write " + tmp.string());
-  }
-  // Whole or not at all: `state` may read it while `create` records the pid.
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error::from_errno("rename " + tmp.string());
-  return {};
+  // Whole or not at all: `state` may read it while `create` records the pid. A bundle
+  // path that is not UTF-8 is kept with replacement characters, not refused by a throw.
+  return blobs::replace_file(dir(record.id) / kRecordFile,
+                             record_json(record).dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
 }
 
 Result<Record> StateDir::load(const std::string& id) const {
   HYPER_CHECK(check_container_id(id));
-  std::ifstream in(dir(id) / kRecordFile);
-  if (!in) return make_error(Errc::not_found, "container " + id + " does not exist");
-  const Json json = Json::parse(in, nullptr, false);
+  const fs::path path = dir(id) / kRecordFile;
+  if (!fs::exists(path)) return make_error(Errc::not_found, "container " + id + " does not exist");
+  const Json json = HYPER_TRY(read_json_record(path));
   const auto corrupt = [&] {
     return make_error(Errc::io, "the state of container " + id + " (" + (dir(id) / kRecordFile).string() + ") is corrupt");
   };

@@ -342,6 +342,10 @@ TEST_CASE("oci bundle: the CPU quota, else the cpuset, gives the VM's vCPUs") {
   CHECK(cpus_for({{"quota", 400000}}) == 4);
   CHECK(cpus_for({{"quota", 100000}, {"period", 25000}, {"cpus", "0"}}) == 4);
   CHECK(cpus_for({{"quota", -1}, {"cpus", "0-3,8"}}) == 5);
+  for (const std::string bad : {"3-", "3x", "-1", "1-0", "0-99", "1,,2"}) {
+    CAPTURE(bad);
+    CHECK(mentions(parse_error(with_resources({{"cpu", {{"cpus", bad}}}}), dir.path), "CPU list"));
+  }
   CHECK(cpus_for({{"cpus", "2"}}) == 1);
   CHECK(cpus_for({{"shares", 1024}}) == ContainerConfig{}.cpus);
 
