@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 
 #include "vmm/file_io.hpp"
 
@@ -85,12 +86,44 @@ Result<UniqueFd> make_dirs_in_root(int root_fd, const std::string& path, mode_t 
   return dir;
 }
 
-Result<UniqueFd> make_file_in_root(int root_fd, const std::string& path) {
+namespace {
+
+// Where the symlink at `path` points, as a path from the root (an absolute target is the
+// root's); nothing when `path` is not a symlink.
+std::optional<std::string> link_target_in_root(int root_fd, const std::string& path) {
+  const auto [parent, name] = split_parent(path);
+  auto dir = open_in_root(root_fd, parent, O_PATH | O_DIRECTORY);
+  if (!dir) return std::nullopt;
+  char target[4096];
+  const ssize_t n = ::readlinkat(dir->get(), name.c_str(), target, sizeof target - 1);
+  if (n <= 0) return std::nullopt;
+  const std::string link(target, static_cast<size_t>(n));
+  return link[0] == '/' ? link.substr(1) : parent + "/" + link;
+}
+
+constexpr int kMaxLinkHops = 8;
+
+Result<UniqueFd> make_file_following_links(int root_fd, const std::string& path, int hops) {
   (void)HYPER_TRY(make_dirs_in_root(root_fd, split_parent(path).first));
   auto existing = open_in_root(root_fd, path, O_PATH);
   if (existing || existing.error().code != Errc::not_found) return existing;
-  (void)HYPER_TRY(open_in_root(root_fd, path, O_WRONLY | O_CREAT, 0644));
+  auto created = open_in_root(root_fd, path, O_WRONLY | O_CREAT, 0644);
+  if (!created && created.error().code == Errc::not_found && hops < kMaxLinkHops) {
+    // A symlink whose target's directory is missing (/etc/resolv.conf -> ../run/...):
+    // the target is made, inside the root, as runc makes it.
+    if (const auto target = link_target_in_root(root_fd, path)) {
+      (void)HYPER_TRY(make_file_following_links(root_fd, *target, hops + 1));
+      return open_in_root(root_fd, path, O_PATH);
+    }
+  }
+  if (!created) return created.error();
   return open_in_root(root_fd, path, O_PATH);
+}
+
+}  // namespace
+
+Result<UniqueFd> make_file_in_root(int root_fd, const std::string& path) {
+  return make_file_following_links(root_fd, path, 0);
 }
 
 Status write_in_root(int root_fd, const std::string& path, std::string_view content, mode_t mode) {

@@ -671,6 +671,28 @@ TEST_CASE("oci mount points: a symlink to a directory the root lacks never leads
   if (made.ok()) CHECK(is_real_directory(root / outside.path.relative_path() / "x"));
 }
 
+TEST_CASE("oci mount points: a file target that is a dangling symlink gets its target made inside the root") {
+  TempDir dir, sources, outside;
+  const fs::path root = dir.path / "rootfs";
+  fs::create_directories(root / "etc");
+  // An image's /etc/resolv.conf, pointing at a run directory it does not ship.
+  fs::create_symlink("../run/systemd/resolve/stub-resolv.conf", root / "etc/resolv.conf");
+  // An absolute dangling link names the root's path, never the host's.
+  fs::create_symlink((outside.path / "hosts").string(), root / "etc/hosts");
+  write_file(sources.path / "resolv.conf", "nameserver 10.0.2.3\n");
+
+  ContainerConfig config;
+  config.host_rootfs = HostRootfs{root.string(), true};
+  config.mounts.push_back(bind(sources.path / "resolv.conf", "/etc/resolv.conf"));
+  config.mounts.push_back(bind(sources.path / "resolv.conf", "/etc/hosts"));
+  const Status made = oci::make_mount_points(config);
+  REQUIRE_MESSAGE(made.ok(), (made.ok() ? std::string() : made.error().message));
+  CHECK(fs::is_symlink(root / "etc/resolv.conf"));
+  CHECK(is_real_file(root / "run/systemd/resolve/stub-resolv.conf"));
+  CHECK(is_real_file(root / outside.path.relative_path() / "hosts"));
+  CHECK_FALSE(fs::exists(fs::symlink_status(outside.path / "hosts")));
+}
+
 TEST_CASE("oci mount points: a config without a host root makes nothing; a missing root is an error") {
   TempDir dir;
   ContainerConfig config;
