@@ -130,11 +130,7 @@ std::string config_text(const Container& container) {
   }
   if (config.host_rootfs) json["host_rootfs"] = {{"path", config.host_rootfs->path}, {"read_only", config.host_rootfs->read_only}};
   if (config.groups) json["groups"] = *config.groups;
-  if (!config.rlimits.empty()) {
-    Json limits = Json::array();
-    for (const auto& limit : config.rlimits) limits.push_back({{"type", limit.type}, {"soft", limit.soft}, {"hard", limit.hard}});
-    json["rlimits"] = limits;
-  }
+  if (!config.rlimits.empty()) json["rlimits"] = rlimits_json(config.rlimits);
   if (config.network) {
     const TapNetwork& net = *config.network;
     json["network"] = {{"tap", net.tap}, {"address", net.address}, {"gateway", net.gateway}, {"mac", net.mac}, {"dns", net.dns}};
@@ -466,6 +462,12 @@ const char* status_name(ContainerStatus status) {
     case ContainerStatus::exited: return "exited";
   }
   return "unknown";
+}
+
+Json rlimits_json(const std::vector<ContainerConfig::Rlimit>& rlimits) {
+  Json limits = Json::array();
+  for (const auto& limit : rlimits) limits.push_back({{"type", limit.type}, {"soft", limit.soft}, {"hard", limit.hard}});
+  return limits;
 }
 
 Result<uint64_t> process_start_ticks(pid_t pid) {

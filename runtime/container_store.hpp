@@ -19,6 +19,7 @@
 // nothing more.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -79,6 +80,9 @@ struct ContainerConfig {
   };
   std::vector<Rlimit> rlimits;
 };
+
+// The agent protocol's (and the store's) rlimits list: [{"type", "soft", "hard"}...].
+nlohmann::json rlimits_json(const std::vector<ContainerConfig::Rlimit>& rlimits);
 
 // How long a --rm container's monitor waits for its exit's watchers before removing it.
 inline constexpr int kWatchGraceMs = 5000;

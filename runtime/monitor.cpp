@@ -52,9 +52,7 @@ Json rlimits_json(const ContainerConfig& config) {
   // Docker's default for its containers; an OCI bundle's process gets exactly its own list.
   if (config.rlimits.empty() && !config.host_rootfs)
     return Json::array({{{"type", "nofile"}, {"soft", 1048576}, {"hard", 1048576}}});
-  Json limits = Json::array();
-  for (const auto& limit : config.rlimits) limits.push_back({{"type", limit.type}, {"soft", limit.soft}, {"hard", limit.hard}});
-  return limits;
+  return runtime::rlimits_json(config.rlimits);
 }
 
 Json rootfs_json(const ContainerConfig& config, bool scratch_disk, const std::string& root_tag) {

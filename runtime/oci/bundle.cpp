@@ -299,10 +299,8 @@ Result<Process> parse_process(const Json& process) {
 }
 
 Json agent_process(const Process& process) {
-  Json limits = Json::array();
-  for (const auto& limit : process.rlimits) limits.push_back({{"type", limit.type}, {"soft", limit.soft}, {"hard", limit.hard}});
   Json out = {{"args", process.args}, {"env", process.env},   {"cwd", process.cwd}, {"user", process.user()},
-              {"tty", process.terminal}, {"stdin", true},     {"rlimits", limits}};
+              {"tty", process.terminal}, {"stdin", true},     {"rlimits", rlimits_json(process.rlimits)}};
   out["groups"] = process.additional_gids;  // exactly these, as runc sets them
   if (process.rows && process.cols) out["rows"] = process.rows, out["cols"] = process.cols;
   return out;
