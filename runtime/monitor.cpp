@@ -158,6 +158,18 @@ void report_to_monitor(int fd, const Json& message) {
   (void)write_all(fd, line.data(), line.size(), "the monitor");
 }
 
+// Why a VM that stopped too early did, for the container's recorded error: its exit and
+// the end of its console.
+std::string how_the_vm_ended(const Result<RunResult>& run) {
+  if (!run.ok()) return " (" + run.error().message + ")";
+  std::string how = std::string(" (") + exit_kind_name(run->exit.kind);
+  if (!run->exit.detail.empty()) how += ": " + run->exit.detail;
+  std::string_view tail = run->console_tail;
+  if (tail.size() > 300) tail = tail.substr(tail.size() - 300);
+  if (!tail.empty()) how += "; console ends: " + std::string(tail);
+  return how + ")";
+}
+
 struct VmmSetup {
   bool jailed = false;
   int report_fd = -1;
@@ -238,7 +250,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   raw.reset();
   if (options.print_timings && run.ok()) print_timings(options, *run, started, exited_ns, now_ns());
   if (outcome.status) return {*outcome.status, "", started_ok};
-  return {137, outcome.error, started_ok};
+  return {137, outcome.error + how_the_vm_ended(run), started_ok};
 }
 
 // The VMM process's end of the three pipes; the monitor holds the other ends.

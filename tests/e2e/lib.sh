@@ -18,8 +18,10 @@ fail() {
   for log in "$HYPER_ROOT"/containers/*/console.log; do
     [ -s "$log" ] && { echo "--- $log ---" >&2; tail -n 20 "$log" >&2; }
   done
-  # How each container ended (status, exit code, error) and whether the VMM broke its filter.
-  for file in "$HYPER_ROOT"/containers/*/state.json "$HYPER_ROOT"/containers/*/seccomp-violation.log; do
+  # How each container ended (status, exit code, error), whether the VMM broke its filter, and
+  # what its monitor said.
+  for file in "$HYPER_ROOT"/containers/*/state.json "$HYPER_ROOT"/containers/*/seccomp-violation.log \
+      "$HYPER_ROOT"/containers/*/monitor.log; do
     [ -s "$file" ] && { echo "--- $file ---" >&2; tail -c 1500 "$file" >&2; echo >&2; }
   done
   # A script's own diagnostics, if it has any.
