@@ -133,7 +133,8 @@ int exit_reason(ExitKind kind) noexcept {
     case ExitKind::crash: return HYPER_VMM_EXIT_CRASH;
     case ExitKind::error: return HYPER_VMM_EXIT_ERROR;
     // handle_signals is off: only hyper_vmm_stop() reports this kind.
-    case ExitKind::signal: return HYPER_VMM_EXIT_STOPPED;
+    case ExitKind::signal:
+    case ExitKind::snapshot: return HYPER_VMM_EXIT_STOPPED;
   }
   return HYPER_VMM_EXIT_ERROR;
 }

@@ -164,8 +164,10 @@ std::optional<Options> parse_args(int argc, char** argv) {
   std::vector<std::string> disks, nets, filesystems;
   bool no_seccomp = false;
   po::options_description desc(
-      "Usage: hyper-vmm --kernel KERNEL [options]\n\n"
-      "Boots a Linux kernel (ELF vmlinux with a PVH note, or bzImage) in a KVM microVM.\n"
+      "Usage: hyper-vmm --kernel KERNEL [options]\n"
+      "       hyper-vmm --restore SNAPSHOT [device options]\n\n"
+      "Boots a Linux kernel (ELF vmlinux with a PVH note, or bzImage) in a KVM microVM, or\n"
+      "resumes one saved with --snapshot.\n"
       "Exit status: the byte the guest wrote to the exit port (0x501); 0 when the guest\n"
       "rebooted or powered off; 1 when the guest kernel panicked or triple-faulted or KVM\n"
       "failed; 2 for bad options or a VM that could not be built; 128+N when stopped by\n"
@@ -199,6 +201,14 @@ std::optional<Options> parse_args(int argc, char** argv) {
        "do not confine the VMM's threads with seccomp filters (by default each vCPU, I/O and "
        "event-loop thread may make only the system calls it needs; a forbidden one ends the "
        "VMM with status 159)")
+      ("snapshot", po::value(&opt.machine.snapshot_path)->value_name("PATH"),
+       "on SIGUSR2, pause the VM, save it to PATH (replaced atomically) and resume it")
+      ("snapshot-stop", po::bool_switch(&opt.machine.stop_after_snapshot),
+       "with --snapshot: stop once the snapshot is saved (exit status 0)")
+      ("restore", po::value(&opt.machine.restore_from)->value_name("PATH"),
+       "resume the VM saved in PATH instead of booting a kernel; its memory and vCPUs come "
+       "from the snapshot, and --disk, --net, --vsock and --rng must give the devices it was "
+       "taken with, in the same order (their images, taps and sockets may differ)")
       ("timings", po::bool_switch(&opt.timings),
        "print exec->first KVM_RUN, exec->boot-timer write and exec->exit times to stderr");
   po::variables_map vm;
@@ -213,10 +223,22 @@ std::optional<Options> parse_args(int argc, char** argv) {
     std::cout << desc << '\n';
     std::exit(0);
   }
-  if (kernel.empty()) {
+  const bool restoring = !opt.machine.restore_from.empty();
+  if (kernel.empty() && !restoring) {
     std::cerr << "hyper-vmm: --kernel is required\nTry 'hyper-vmm --help'.\n";
     return std::nullopt;
   }
+  if (restoring && (!kernel.empty() || !initrd.empty() || vm.count("cmdline") || !vm["cpus"].defaulted() ||
+                    !vm["memory"].defaulted())) {
+    std::cerr << "hyper-vmm: --restore takes the kernel, command line, memory and vCPUs from the snapshot: "
+                 "--kernel, --initrd, --cmdline, --cpus and --memory cannot go with it\n";
+    return std::nullopt;
+  }
+  if (opt.machine.stop_after_snapshot && opt.machine.snapshot_path.empty()) {
+    std::cerr << "hyper-vmm: --snapshot-stop needs --snapshot PATH\n";
+    return std::nullopt;
+  }
+  opt.machine.snapshots = !opt.machine.snapshot_path.empty();
   for (const auto& spec : disks) {
     auto disk = parse_disk(spec);
     if (!disk) return std::nullopt;
@@ -303,7 +325,7 @@ int run_cli(int argc, char** argv, uint64_t main_ns) {
       exit.kind == ExitKind::triple_fault) {
     std::cerr << "hyper-vmm: " << exit.detail << "; last console output:\n"
               << last_lines(result->console_tail, kTailLines) << '\n';
-  } else if (exit.kind == ExitKind::signal) {
+  } else if (exit.kind == ExitKind::signal || exit.kind == ExitKind::snapshot) {
     std::cerr << "hyper-vmm: " << exit.detail << '\n';
   }
   if (opt->timings) print_timings(result->timings);

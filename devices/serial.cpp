@@ -1,5 +1,7 @@
 #include "devices/serial.hpp"
 
+#include "vmm/snapshot_codec.hpp"
+
 #include <poll.h>
 #include <unistd.h>
 
@@ -179,6 +181,40 @@ void Serial::push_input(std::span<const uint8_t> bytes) {
     if (rx_.size() < kInputBufferBytes) rx_.push_back(byte); else overrun_ = true;
   }
   update_interrupt();
+}
+
+}  // namespace hyper::devices
+
+namespace hyper::devices {
+
+std::vector<uint8_t> Serial::save() const {
+  std::lock_guard lock(mutex_);
+  snapshot::Encoder e;
+  e.put(ier_).put(lcr_).put(mcr_).put(scr_).put(fcr_).put(dll_).put(dlm_);
+  e.put(static_cast<uint8_t>(thr_interrupt_pending_)).put(static_cast<uint8_t>(overrun_));
+  e.put_vector(std::vector<uint8_t>(rx_.begin(), rx_.end()));
+  return e.bytes();
+}
+
+Status Serial::restore(std::span<const uint8_t> bytes) {
+  snapshot::Decoder d(bytes, "serial port");
+  std::lock_guard lock(mutex_);
+  ier_ = HYPER_TRY(d.get<uint8_t>());
+  lcr_ = HYPER_TRY(d.get<uint8_t>());
+  mcr_ = HYPER_TRY(d.get<uint8_t>());
+  scr_ = HYPER_TRY(d.get<uint8_t>());
+  fcr_ = HYPER_TRY(d.get<uint8_t>());
+  dll_ = HYPER_TRY(d.get<uint8_t>());
+  dlm_ = HYPER_TRY(d.get<uint8_t>());
+  thr_interrupt_pending_ = HYPER_TRY(d.get<uint8_t>()) != 0;
+  overrun_ = HYPER_TRY(d.get<uint8_t>()) != 0;
+  const auto rx = HYPER_TRY(d.get_vector<uint8_t>());
+  HYPER_CHECK(d.finish());
+  if (rx.size() > kInputBufferBytes) return make_error(Errc::invalid_argument, "snapshot: the serial port's input buffer is overfull");
+  rx_.assign(rx.begin(), rx.end());
+  irq_asserted_ = false;
+  update_interrupt();
+  return {};
 }
 
 }  // namespace hyper::devices

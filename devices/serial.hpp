@@ -13,9 +13,11 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "vmm/bus.hpp"
 #include "vmm/event_fd.hpp"
+#include "vmm/result.hpp"
 
 namespace hyper::devices {
 
@@ -43,6 +45,11 @@ class Serial final : public BusDevice {
   [[nodiscard]] std::string tail() const;
   // Queues bytes for the guest to read (console input).
   void push_input(std::span<const uint8_t> bytes);
+
+  // The registers and unread input, for a snapshot; restore() takes them back (and
+  // raises the interrupt the guest was owed). Output already transmitted is not state.
+  [[nodiscard]] std::vector<uint8_t> save() const;
+  [[nodiscard]] Status restore(std::span<const uint8_t> bytes);
 
  private:
   uint8_t read_register(uint64_t offset);

@@ -37,6 +37,9 @@ class Blk final : public VirtioDevice {
   void reset() override;
   bool wants_io_thread() const override { return options_.io_thread; }
   std::string describe() const override { return backend_->describe() + "; " + slot_.describe(); }
+  std::vector<QueuePosition> queue_positions() const override { return slot_.positions(); }
+  // Restored onto another image (a template's placeholder, then the container's disk).
+  bool restored() override { return true; }
 
   [[nodiscard]] uint64_t capacity_sectors() const { return sectors_; }
   [[nodiscard]] uint64_t rejected_requests() const { return rejected_.load(); }

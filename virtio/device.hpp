@@ -104,6 +104,14 @@ class ActivationSlot {
     }
     return text;
   }
+  // Each queue's position; empty when inactive.
+  [[nodiscard]] std::vector<QueuePosition> positions() const {
+    std::lock_guard lock(mutex_);
+    std::vector<QueuePosition> out;
+    if (active_)
+      for (const auto& q : active_->queues) out.push_back(q.position());
+    return out;
+  }
   // Rings found broken since start.
   [[nodiscard]] uint64_t broken() const {
     std::lock_guard lock(mutex_);
@@ -141,6 +149,16 @@ class VirtioDevice {
   [[nodiscard]] virtual bool wants_io_thread() const { return false; }
   // Its queues and whatever else explains a stalled guest (Machine::describe_devices).
   [[nodiscard]] virtual std::string describe() const { return {}; }
+  // Snapshots: where each active queue is (empty when inactive, or when the device cannot
+  // be saved), and whether it can be saved at all (a device whose queues another process
+  // serves cannot).
+  [[nodiscard]] virtual bool can_snapshot() const { return true; }
+  [[nodiscard]] virtual std::vector<QueuePosition> queue_positions() const { return {}; }
+  // Called after a restore re-activated the device: what a new host behind the same
+  // guest driver must tell it (vsock: its connections are gone). True when the driver
+  // must read the configuration again (a disk restored onto another image: its size),
+  // which the transport then announces with a configuration-change interrupt.
+  virtual bool restored() { return false; }
 };
 
 }  // namespace hyper::virtio

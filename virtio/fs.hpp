@@ -67,6 +67,8 @@ class Fs final : public VirtioDevice {
   void reset() override;
   Status attach(EventLoop& loop) override;
   std::string describe() const override;
+  // virtiofsd holds the queues: their positions are not ours to save.
+  bool can_snapshot() const override { return false; }
 
   // The eventfds the back-end waits on, one per queue: the machine registers them as
   // the queues' ioeventfds.

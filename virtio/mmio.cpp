@@ -1,5 +1,7 @@
 #include "virtio/mmio.hpp"
 
+#include "vmm/snapshot_codec.hpp"
+
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -209,28 +211,22 @@ void MmioTransport::write_status(uint32_t value) {
 
   // DRIVER_OK: hand the device its queues. It runs outside our lock, since the device
   // may raise an interrupt (which takes the lock) as soon as it is active.
+  auto activation = activation_locked();
+  lock.unlock();
+  Status activated = activation ? device_->activate(std::move(activation).value()) : Status(std::move(activation).error());
+  if (!activated) enter_needs_reset();
+}
+
+Result<Activation> MmioTransport::activation_locked() {
   Activation activation{memory_, driver_features_, {}, [this] { raise(kInterruptUsedBuffer); },
                         [this] { enter_needs_reset(); }};
-  std::optional<Error> failure;
-  for (size_t i = 0; i < queues_.size() && !failure; ++i) {
+  for (size_t i = 0; i < queues_.size(); ++i) {
     const QueueState& q = queues_[i];
-    if (!q.ready) {
-      failure = make_error(Errc::invalid_argument, "queue " + std::to_string(i) + " was not set up");
-      break;
-    }
-    auto queue = Queue::create(*memory_, {q.size, q.desc, q.driver, q.device,
-                                          (driver_features_ & kFeatureRingEventIdx) != 0});
-    if (!queue) {
-      failure = std::move(queue).error();
-      break;
-    }
-    activation.queues.push_back(std::move(queue).value());
+    if (!q.ready) return make_error(Errc::invalid_argument, "queue " + std::to_string(i) + " was not set up");
+    activation.queues.push_back(HYPER_TRY(
+        Queue::create(*memory_, {q.size, q.desc, q.driver, q.device, (driver_features_ & kFeatureRingEventIdx) != 0})));
   }
-  lock.unlock();
-  if (!failure) {
-    if (Status s = device_->activate(std::move(activation)); !s) failure = std::move(s).error();
-  }
-  if (failure) enter_needs_reset();
+  return activation;
 }
 
 void MmioTransport::enter_needs_reset() {
@@ -257,6 +253,75 @@ void MmioTransport::raise(uint32_t interrupt_bit) {
     interrupt_status_ |= interrupt_bit;
   }
   irq_.signal();
+}
+
+}  // namespace hyper::virtio
+
+namespace hyper::virtio {
+
+std::vector<uint8_t> MmioTransport::save() const {
+  // The device's lock before ours, as when it raises an interrupt while serving a queue.
+  const std::vector<QueuePosition> positions = device_->queue_positions();
+  std::lock_guard lock(mutex_);
+  snapshot::Encoder e;
+  e.put(device_->device_type()).put(static_cast<uint32_t>(queues_.size()));
+  e.put(status_).put(device_features_sel_).put(driver_features_sel_).put(queue_sel_);
+  e.put(driver_features_).put(interrupt_status_).put(config_generation_);
+  for (const QueueState& q : queues_) e.put(q.size).put(static_cast<uint8_t>(q.ready)).put(q.desc).put(q.driver).put(q.device);
+  e.put_vector(positions);
+  return e.bytes();
+}
+
+Status MmioTransport::restore(std::span<const uint8_t> bytes, const std::string& what) {
+  snapshot::Decoder d(bytes, what);
+  const auto type = HYPER_TRY(d.get<uint32_t>());
+  const auto queue_count = HYPER_TRY(d.get<uint32_t>());
+  if (type != device_->device_type() || queue_count != queues_.size())
+    return make_error(Errc::invalid_argument, "snapshot: " + what + " was a virtio device of type " + std::to_string(type) +
+                                                  " with " + std::to_string(queue_count) + " queue(s); this machine has type " +
+                                                  std::to_string(device_->device_type()) + " there");
+  std::unique_lock lock(mutex_);
+  status_ = HYPER_TRY(d.get<uint32_t>());
+  device_features_sel_ = HYPER_TRY(d.get<uint32_t>());
+  driver_features_sel_ = HYPER_TRY(d.get<uint32_t>());
+  queue_sel_ = HYPER_TRY(d.get<uint32_t>());
+  driver_features_ = HYPER_TRY(d.get<uint64_t>());
+  interrupt_status_ = HYPER_TRY(d.get<uint32_t>());
+  config_generation_ = HYPER_TRY(d.get<uint32_t>());
+  for (QueueState& q : queues_) {
+    q.size = HYPER_TRY(d.get<uint16_t>());
+    q.ready = HYPER_TRY(d.get<uint8_t>()) != 0;
+    q.desc = HYPER_TRY(d.get<uint64_t>());
+    q.driver = HYPER_TRY(d.get<uint64_t>());
+    q.device = HYPER_TRY(d.get<uint64_t>());
+  }
+  const auto positions = HYPER_TRY(d.get_vector<QueuePosition>());
+  HYPER_CHECK(d.finish());
+  if (driver_features_ & ~device_->device_features())
+    return make_error(Errc::invalid_argument, "snapshot: " + what + "'s driver accepted features this device lacks");
+  const bool live = (status_ & kStatusDriverOk) && !(status_ & (kStatusNeedsReset | kStatusFailed));
+  const bool raised = interrupt_status_ != 0;
+  if (!live) {
+    lock.unlock();
+    if (raised) irq_.signal();
+    return {};
+  }
+  Activation activation = HYPER_TRY(activation_locked());
+  if (positions.size() != activation.queues.size())
+    return make_error(Errc::invalid_argument, "snapshot: " + what + " was active but its queue positions are missing");
+  for (size_t i = 0; i < positions.size(); ++i) activation.queues[i].set_position(positions[i]);
+  lock.unlock();
+  HYPER_CHECK(device_->activate(std::move(activation)));
+  if (device_->restored()) {
+    {
+      std::lock_guard relock(mutex_);
+      ++config_generation_;
+    }
+    raise(kInterruptConfigChange);
+  } else if (raised) {
+    irq_.signal();
+  }
+  return {};
 }
 
 }  // namespace hyper::virtio

@@ -45,6 +45,11 @@ class MmioTransport final : public BusDevice {
   [[nodiscard]] std::string describe() const;
   // Register writes the state machine refused (illegal transitions, bad values).
   [[nodiscard]] uint64_t rejected_writes() const;
+  // Snapshots, taken while no vCPU runs: the registers and each queue's layout and
+  // position. restore() needs a device of the same type and queue count, re-activates
+  // it when the driver had, and then lets it tell the driver what a restore changed.
+  [[nodiscard]] std::vector<uint8_t> save() const;
+  [[nodiscard]] Status restore(std::span<const uint8_t> bytes, const std::string& what);
 
  private:
   struct QueueState {
@@ -58,6 +63,8 @@ class MmioTransport final : public BusDevice {
   void write_register(uint64_t offset, uint32_t value);
   void write_status(uint32_t value);
   bool features_acceptable() const;
+  // The queues as the driver set them up, for the device at DRIVER_OK.
+  Result<Activation> activation_locked();
   void enter_needs_reset();
   void reset_locked();
   void raise(uint32_t interrupt_bit);

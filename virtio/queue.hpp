@@ -39,6 +39,13 @@ struct DescriptorChain {
   [[nodiscard]] uint64_t writable_bytes() const;
 };
 
+// Where the device is in a ring: all a snapshot needs besides the guest's memory.
+struct QueuePosition {
+  uint16_t next_avail = 0;
+  uint16_t next_used = 0;
+  uint16_t last_notified = 0;
+};
+
 class Queue {
  public:
   // Fails when the layout is impossible (size, alignment, rings outside guest memory).
@@ -51,6 +58,14 @@ class Queue {
   [[nodiscard]] Status push_used(uint16_t head, uint32_t written);
   // Whether the driver wants an interrupt for what was pushed since the last call.
   [[nodiscard]] Result<bool> should_notify();
+
+  [[nodiscard]] QueuePosition position() const { return {next_avail_, next_used_, last_notified_}; }
+  // A restored device picks up where the snapshot left it.
+  void set_position(const QueuePosition& p) {
+    next_avail_ = p.next_avail;
+    next_used_ = p.next_used;
+    last_notified_ = p.last_notified;
+  }
 
   [[nodiscard]] uint16_t size() const { return layout_.size; }
   // Where the rings are: a device served by another process (vhost-user) hands them over.

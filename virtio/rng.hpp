@@ -22,6 +22,7 @@ class Rng final : public VirtioDevice {
   void queue_notify(uint32_t index) override;
   void reset() override;
   std::string describe() const override { return slot_.describe(); }
+  std::vector<QueuePosition> queue_positions() const override { return slot_.positions(); }
 
   [[nodiscard]] uint64_t bytes_served() const { return bytes_served_.load(); }
 

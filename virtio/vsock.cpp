@@ -138,6 +138,27 @@ void Vsock::reset() {
   drop_all_connections_locked();
 }
 
+// A restored guest's connections were to a host that is gone: VIRTIO_VSOCK_EVENT_
+// TRANSPORT_RESET makes its driver drop them all and read the guest CID again, which is
+// how a VM restored from a template learns its own.
+bool Vsock::restored() {
+  constexpr uint32_t kTransportReset = 0;
+  run_locked([&](Activation* active) {
+    if (!active) return true;
+    Queue& events = active->queues[kEventQueue];
+    auto chain = events.pop();
+    if (!chain) return false;
+    if (!chain->has_value() || (*chain)->writable.empty() || (*chain)->writable[0].len < sizeof kTransportReset)
+      return true;  // no event buffer posted: nothing to tell
+    const auto& chain_value = **chain;
+    if (!active->memory->write_obj(chain_value.writable[0].gpa, kTransportReset)) return false;
+    if (!events.push_used(chain_value.head, sizeof kTransportReset)) return false;
+    notify_if_wanted(*active, events);
+    return true;
+  });
+  return false;
+}
+
 std::string Vsock::describe() const {
   std::string text = slot_.describe();
   std::unique_lock lock(mutex_, std::try_to_lock);

@@ -75,6 +75,8 @@ class Vsock final : public VirtioDevice, public std::enable_shared_from_this<Vso
   // Watches the listener; connections' sockets are added to `loop` as they come.
   Status attach(EventLoop& loop) override;
   std::string describe() const override;
+  bool restored() override;
+  std::vector<QueuePosition> queue_positions() const override { return slot_.positions(); }
 
   [[nodiscard]] VsockStats stats() const;
 

@@ -98,6 +98,7 @@ Result<Kvm> Kvm::open(const std::string& path) {
 }
 
 int Kvm::check_extension(long cap) const { return ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap); }
+int Vm::check_extension(long cap) const { return ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap); }
 
 uint32_t Kvm::max_vcpus() const {
   const int max = check_extension(KVM_CAP_MAX_VCPUS);
@@ -232,6 +233,90 @@ Result<kvm_lapic_state> Vcpu::get_lapic() const {
 
 Status Vcpu::set_lapic(const kvm_lapic_state& lapic) const {
   return ioctl_status(fd_.get(), KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
+}
+
+Result<std::vector<kvm_msr_entry>> Vcpu::get_msrs(std::span<const uint32_t> indices) const {
+  std::vector<kvm_msr_entry> read;
+  // KVM_GET_MSRS stops at the first MSR it cannot read and says how many it read: skip
+  // that one and go on from the next.
+  for (size_t from = 0; from < indices.size();) {
+    const size_t count = indices.size() - from;
+    MsrsBuffer buf(count);
+    buf.header()->nmsrs = static_cast<uint32_t>(count);
+    for (size_t i = 0; i < count; ++i) buf.entries()[i] = kvm_msr_entry{indices[from + i], 0, 0};
+    const int got = HYPER_TRY(checked_ioctl(fd_.get(), kvm_abi::kGetMsrs, buf.header(), "KVM_GET_MSRS"));
+    read.insert(read.end(), buf.entries(), buf.entries() + got);
+    from += static_cast<size_t>(got) + 1;
+  }
+  return read;
+}
+
+Result<std::vector<uint8_t>> Vcpu::get_xsave(size_t size) const {
+  std::vector<uint8_t> area(std::max(size, kvm_abi::kXsaveBytes));
+  if (area.size() == kvm_abi::kXsaveBytes) {
+    // EINVAL here means the vCPU's area is larger than KVM_CAP_XSAVE2 said.
+    HYPER_CHECK(ioctl_status(fd_.get(), kvm_abi::kGetXsave, area.data(), "KVM_GET_XSAVE (4096 bytes)"));
+  } else {
+    HYPER_CHECK(ioctl_status(fd_.get(), kvm_abi::kGetXsave2, area.data(), "KVM_GET_XSAVE2"));
+  }
+  return area;
+}
+
+Status Vcpu::set_xsave(std::span<const uint8_t> area) const {
+  if (area.size() < kvm_abi::kXsaveBytes) return make_error(Errc::invalid_argument, "XSAVE area too small");
+  // KVM_SET_XSAVE reads as much as the vCPU's XSAVE2 size, which the caller checked.
+  return ioctl_status(fd_.get(), kvm_abi::kSetXsave, area.data(), "KVM_SET_XSAVE");
+}
+
+namespace {
+template <class T>
+Result<T> get_state(int fd, unsigned long request, const char* what) {
+  T value{};
+  HYPER_CHECK(ioctl_status(fd, request, &value, what));
+  return value;
+}
+}  // namespace
+
+Result<kvm_xcrs> Vcpu::get_xcrs() const { return get_state<kvm_xcrs>(fd_.get(), KVM_GET_XCRS, "KVM_GET_XCRS"); }
+Status Vcpu::set_xcrs(const kvm_xcrs& xcrs) const { return ioctl_status(fd_.get(), KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS"); }
+Result<kvm_vcpu_events> Vcpu::get_events() const {
+  return get_state<kvm_vcpu_events>(fd_.get(), KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS");
+}
+Status Vcpu::set_events(const kvm_vcpu_events& events) const {
+  return ioctl_status(fd_.get(), KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS");
+}
+Result<kvm_mp_state> Vcpu::get_mp_state() const {
+  return get_state<kvm_mp_state>(fd_.get(), KVM_GET_MP_STATE, "KVM_GET_MP_STATE");
+}
+Status Vcpu::set_mp_state(const kvm_mp_state& state) const {
+  return ioctl_status(fd_.get(), KVM_SET_MP_STATE, &state, "KVM_SET_MP_STATE");
+}
+Result<kvm_debugregs> Vcpu::get_debugregs() const {
+  return get_state<kvm_debugregs>(fd_.get(), KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS");
+}
+Status Vcpu::set_debugregs(const kvm_debugregs& regs) const {
+  return ioctl_status(fd_.get(), KVM_SET_DEBUGREGS, &regs, "KVM_SET_DEBUGREGS");
+}
+
+Result<kvm_irqchip> Vm::get_irqchip(uint32_t chip) const {
+  kvm_irqchip state{};
+  state.chip_id = chip;
+  HYPER_CHECK(ioctl_status(fd_.get(), KVM_GET_IRQCHIP, &state, "KVM_GET_IRQCHIP"));
+  return state;
+}
+Status Vm::set_irqchip(const kvm_irqchip& state) const {
+  return ioctl_status(fd_.get(), KVM_SET_IRQCHIP, &state, "KVM_SET_IRQCHIP");
+}
+Result<kvm_pit_state2> Vm::get_pit2() const { return get_state<kvm_pit_state2>(fd_.get(), KVM_GET_PIT2, "KVM_GET_PIT2"); }
+Status Vm::set_pit2(const kvm_pit_state2& state) const {
+  return ioctl_status(fd_.get(), KVM_SET_PIT2, &state, "KVM_SET_PIT2");
+}
+Result<kvm_clock_data> Vm::get_clock() const { return get_state<kvm_clock_data>(fd_.get(), KVM_GET_CLOCK, "KVM_GET_CLOCK"); }
+Status Vm::set_clock(const kvm_clock_data& clock) const {
+  // Only the clock value is ours to set; the other fields KVM fills in on reads.
+  kvm_clock_data value{};
+  value.clock = clock.clock;
+  return ioctl_status(fd_.get(), KVM_SET_CLOCK, &value, "KVM_SET_CLOCK");
 }
 
 int Vcpu::run() const { return ::ioctl(fd_.get(), KVM_RUN, 0) < 0 ? errno : 0; }

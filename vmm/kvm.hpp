@@ -53,6 +53,8 @@ class Kvm {
 class Vm {
  public:
   [[nodiscard]] int fd() const { return fd_.get(); }
+  // Some answers are per VM (KVM_CAP_XSAVE2's size is documented for the VM fd).
+  [[nodiscard]] int check_extension(long cap) const;
   [[nodiscard]] Status set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) const;
   [[nodiscard]] Status create_irqchip() const;
   [[nodiscard]] Status create_pit2() const;
@@ -64,6 +66,14 @@ class Vm {
   // in the kernel, without an exit to the VMM.
   [[nodiscard]] Status register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) const;
   [[nodiscard]] Result<Vcpu> create_vcpu(uint32_t id, size_t mmap_size) const;
+  // The in-kernel devices' state, for snapshots: `chip` is KVM_IRQCHIP_PIC_MASTER,
+  // _PIC_SLAVE or _IOAPIC.
+  [[nodiscard]] Result<kvm_irqchip> get_irqchip(uint32_t chip) const;
+  [[nodiscard]] Status set_irqchip(const kvm_irqchip& state) const;
+  [[nodiscard]] Result<kvm_pit_state2> get_pit2() const;
+  [[nodiscard]] Status set_pit2(const kvm_pit_state2& state) const;
+  [[nodiscard]] Result<kvm_clock_data> get_clock() const;
+  [[nodiscard]] Status set_clock(const kvm_clock_data& clock) const;
 
  private:
   friend class Kvm;
@@ -86,6 +96,20 @@ class Vcpu {
   [[nodiscard]] Status set_fpu(const kvm_fpu& fpu) const;
   [[nodiscard]] Result<kvm_lapic_state> get_lapic() const;
   [[nodiscard]] Status set_lapic(const kvm_lapic_state& lapic) const;
+  // The rest of a vCPU's state, for snapshots. get_msrs leaves out the MSRs of `indices`
+  // that this vCPU cannot read (KVM lists some that depend on CPUID).
+  [[nodiscard]] Result<std::vector<kvm_msr_entry>> get_msrs(std::span<const uint32_t> indices) const;
+  // XSAVE area of `size` bytes (KVM_CAP_XSAVE2's answer, at least 4096).
+  [[nodiscard]] Result<std::vector<uint8_t>> get_xsave(size_t size) const;
+  [[nodiscard]] Status set_xsave(std::span<const uint8_t> area) const;
+  [[nodiscard]] Result<kvm_xcrs> get_xcrs() const;
+  [[nodiscard]] Status set_xcrs(const kvm_xcrs& xcrs) const;
+  [[nodiscard]] Result<kvm_vcpu_events> get_events() const;
+  [[nodiscard]] Status set_events(const kvm_vcpu_events& events) const;
+  [[nodiscard]] Result<kvm_mp_state> get_mp_state() const;
+  [[nodiscard]] Status set_mp_state(const kvm_mp_state& state) const;
+  [[nodiscard]] Result<kvm_debugregs> get_debugregs() const;
+  [[nodiscard]] Status set_debugregs(const kvm_debugregs& regs) const;
   // One KVM_RUN; returns 0 or the errno (EINTR when kicked).
   [[nodiscard]] int run() const;
 

@@ -27,8 +27,19 @@ struct MsrListHeader {  // struct kvm_msr_list, followed by uint32_t[nmsrs]
 static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8 && sizeof(MsrListHeader) == 4);
 static_assert(alignof(kvm_cpuid_entry2) <= 8 && alignof(kvm_msr_entry) <= 8);
 
+// struct kvm_xsave: 4096 bytes of region (its `extra` flexible array adds 4 in C++).
+struct Xsave {
+  uint32_t region[1024];
+};
+inline constexpr size_t kXsaveBytes = sizeof(Xsave);
+static_assert(kXsaveBytes == 4096);
+inline constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, Xsave);
+inline constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, Xsave);
+inline constexpr unsigned long kGetXsave2 = _IOR(KVMIO, 0xcf, Xsave);
+
 inline constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
 inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
+inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
 inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
 inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 

@@ -1,4 +1,5 @@
 #include "vmm/machine.hpp"
+#include "vmm/machine_impl.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -53,7 +54,11 @@ Status validate(const MachineConfig& config) {
                                                   std::to_string(kMaxMemoryMib) + " MiB");
   if (config.hugepages && config.memory_mib % 2)
     return make_error(Errc::invalid_argument, "--memory must be a multiple of 2 MiB with --hugepages");
-  if (config.kernel.empty()) return make_error(Errc::invalid_argument, "no kernel given");
+  if (config.kernel.empty() && config.restore_from.empty()) return make_error(Errc::invalid_argument, "no kernel given");
+  if (!config.restore_from.empty() && !config.filesystems.empty())
+    return make_error(Errc::unsupported, "a snapshot cannot be restored with virtio-fs devices (their queues are virtiofsd's)");
+  if (!config.snapshot_path.empty() && !config.snapshots)
+    return make_error(Errc::invalid_argument, "a snapshot path was given without enabling snapshots");
   for (size_t i = 0; i < config.filesystems.size(); ++i) {
     const auto& fs = config.filesystems[i];
     HYPER_CHECK(virtio::check_fs_tag(fs.tag));
@@ -114,8 +119,8 @@ Result<UniqueFd> periodic_timer(long interval_ns) {
   return fd;
 }
 
-// Signals a CLI's machine handles: the ones that stop the VM, and SIGUSR1, which prints
-// the devices' state. Blocked on the run() thread (and inherited by vCPU threads) so
+// Signals a CLI's machine handles: the ones that stop the VM, SIGUSR1, which prints
+// the devices' state, and SIGUSR2, which saves a snapshot. Blocked on the run() thread (and inherited by vCPU threads) so
 // that they arrive through a signalfd instead of interrupting anything.
 sigset_t handled_signals() {
   sigset_t set;
@@ -124,6 +129,7 @@ sigset_t handled_signals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
   return set;
 }
 
@@ -138,7 +144,7 @@ struct ThreadFilters {
     if (!config.seccomp) return filters;
     const int report = config.seccomp_report_fd;
     filters.vcpu = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::vcpu, report, grants));
-    filters.event_loop = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::event_loop, report));
+    filters.event_loop = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::event_loop, report, grants));
     if (io_threads) filters.io = HYPER_TRY(seccomp::Filter::compile(seccomp::ThreadKind::io, report, grants));
     return filters;
   }
@@ -167,13 +173,21 @@ class DeviceThread {
   }
   ~DeviceThread() { stop(); }
   EventLoop& loop() { return loop_; }
-  // `filter` and `exits` outlive the thread.
-  void start(const std::string& name, const std::optional<seccomp::Filter>& filter, ExitLatch& exits) {
-    thread_ = std::thread([this, name, &filter, &exits] {
+  // `filter`, `exits` and `gate` outlive the thread. It parks at `gate` between events.
+  void start(const std::string& name, const std::optional<seccomp::Filter>& filter, ExitLatch& exits, PauseGate& gate) {
+    thread_ = std::thread([this, name, &filter, &exits, &gate] {
       ::pthread_setname_np(::pthread_self(), ("hyper-" + name).c_str());
-      if (confine(filter, name, exits)) (void)loop_.run_until([this] { return stopping_.load(); });
+      if (!confine(filter, name, exits)) return;
+      while (!stopping_.load()) {
+        const Status ran = loop_.run_until([this, &gate] { return stopping_.load() || gate.closed(); });
+        if (!ran) exits.report({ExitKind::error, 1, ran.error().message});
+        if (!ran || stopping_.load()) return;
+        gate.park();
+      }
     });
   }
+  // Wakes the thread, so that it sees a closed gate.
+  void kick() { stop_.signal(); }
   void stop() {
     stopping_ = true;
     stop_.signal();
@@ -219,15 +233,19 @@ class VcpuThreads {
       done_.notify_all();
     });
   }
+  // Makes each vCPU leave KVM_RUN once (to park, say).
+  void kick(const std::vector<Vcpu>& vcpus) {
+    for (size_t i = 0; i < threads_.size(); ++i) {
+      request_immediate_exit(vcpus[i]);
+      pthread_kill(threads_[i].native_handle(), kick_signal());
+    }
+  }
   // Returns false when some thread is still running after kVcpuStopTimeout.
   bool stop(const std::vector<Vcpu>& vcpus) {
     const auto deadline = std::chrono::steady_clock::now() + kVcpuStopTimeout;
     std::unique_lock lock(mutex_);
     while (finished_ < threads_.size()) {
-      for (size_t i = 0; i < threads_.size(); ++i) {
-        request_immediate_exit(vcpus[i]);
-        pthread_kill(threads_[i].native_handle(), kick_signal());
-      }
+      kick(vcpus);
       if (std::chrono::steady_clock::now() >= deadline) return false;
       done_.wait_for(lock, kVcpuRekickInterval);
     }
@@ -244,45 +262,6 @@ class VcpuThreads {
 };
 
 }  // namespace
-
-struct Machine::Impl {
-  Impl(MachineConfig c, Kvm k, Vm v, GuestMemory m, EventFd wakeup)
-      : config(std::move(c)), kvm(std::move(k)), vm(std::move(v)), memory(std::move(m)), exits(std::move(wakeup)) {}
-
-  Result<boot::KernelImage> load_kernel_and_devices();
-  Status add_legacy_devices();
-  Status add_virtio_devices();
-  Status add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device, const std::vector<int>& backend_kicks = {});
-  Status add_filesystems();
-  Status create_vcpus(const boot::KernelImage& kernel);
-  VmExit classify(VmExit exit) const;
-
-  MachineConfig config;
-  Kvm kvm;
-  Vm vm;
-  GuestMemory memory;
-  ExitLatch exits;
-  Bus pio{"PIO"};
-  Bus mmio{"MMIO"};
-  std::vector<Vcpu> vcpus;
-  struct DeviceKicks {
-    std::shared_ptr<virtio::VirtioDevice> device;
-    std::vector<EventFd> queues;  // index = queue
-  };
-  std::vector<DeviceKicks> kicks;
-  struct Window {
-    uint64_t base;
-    std::shared_ptr<virtio::MmioTransport> transport;
-  };
-  std::vector<Window> windows;  // every virtio device, in the order of its MMIO window
-  seccomp::Grants grants;       // the vhost-user back-ends' and NBD disks' sockets
-  UniqueFd console;  // our own non-blocking handle on config.console_fd
-  std::shared_ptr<devices::Serial> serial;
-  std::string cmdline;
-  std::atomic<uint64_t> first_run_ns{0};
-  std::atomic<uint64_t> boot_timer_ns{0};
-  bool ran = false;
-};
 
 Status Machine::Impl::add_legacy_devices() {
   auto irq = HYPER_TRY(EventFd::create());
@@ -337,11 +316,17 @@ VmExit Machine::Impl::classify(VmExit exit) const {
 }
 
 Result<boot::KernelImage> Machine::Impl::load_kernel_and_devices() {
+  HYPER_CHECK(add_devices());
+  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
+  return boot::load_boot_image(memory, {config.kernel, config.initrd, cmdline, config.vcpus});
+}
+
+// For a restore: the devices without a kernel (the snapshot's memory holds the guest).
+Result<boot::KernelImage> Machine::Impl::add_devices() {
   cmdline = kBaseCmdline;
   HYPER_CHECK(add_legacy_devices());
   HYPER_CHECK(add_virtio_devices());  // appends its virtio_mmio.device= entries
-  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
-  return boot::load_boot_image(memory, {config.kernel, config.initrd, cmdline, config.vcpus});
+  return boot::KernelImage{};
 }
 
 // Each virtio device gets the next MMIO window and IRQ; its queue kicks arrive on
@@ -410,8 +395,25 @@ Status Machine::Impl::add_filesystems() {
   return {};
 }
 
+namespace {
+
+// The snapshot to restore, its shape put into `config` (memory size, vCPU count).
+Result<std::optional<std::pair<snapshot::Reader, MachineShape>>> open_restore(MachineConfig& config) {
+  using Restore = std::optional<std::pair<snapshot::Reader, MachineShape>>;
+  if (config.restore_from.empty()) return Restore();
+  auto reader = HYPER_TRY(snapshot::Reader::open(config.restore_from));
+  const auto bytes = HYPER_TRY(reader.section(snapshot::SectionKind::machine));
+  auto shape = HYPER_TRY(MachineShape::decode(bytes));
+  config.memory_mib = shape.memory_mib;
+  config.vcpus = shape.vcpus;
+  return Restore(std::make_pair(std::move(reader), std::move(shape)));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
   if (config.start_ns == 0) config.start_ns = monotonic_ns();
+  auto restore = HYPER_TRY(open_restore(config));
   HYPER_CHECK(validate(config));
   auto kvm = HYPER_TRY(Kvm::open());
   HYPER_CHECK(validate_for_host(config, kvm));
@@ -438,16 +440,19 @@ Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
   HYPER_CHECK(vm.create_irqchip());
 
   auto wakeup = HYPER_TRY(EventFd::create());
+  auto snapshot_wakeup = HYPER_TRY(EventFd::create());
   auto impl = std::make_unique<Impl>(std::move(config), std::move(kvm), std::move(vm), std::move(memory),
-                                     std::move(wakeup));
+                                     std::move(wakeup), std::move(snapshot_wakeup));
   Impl& m = *impl;
+  m.xsave_bytes = xsave_size(m.vm);
   // Creating the PIT spawns a kernel thread (1-2 ms): overlap it with loading the kernel.
   auto pit = std::async(std::launch::async, [&m] { return m.vm.create_pit2(); });
-  auto kernel = m.load_kernel_and_devices();
+  auto kernel = restore ? m.add_devices() : m.load_kernel_and_devices();
   const Status pit_created = pit.get();
   if (!kernel) return std::move(kernel).error();
   if (!pit_created) return pit_created.error();
   HYPER_CHECK(m.create_vcpus(kernel.value()));
+  if (restore) HYPER_CHECK(m.restore(restore->first, restore->second));
   return std::unique_ptr<Machine>(new Machine(std::move(impl)));
 }
 
@@ -457,6 +462,8 @@ Machine::~Machine() = default;
 const std::string& Machine::cmdline() const { return impl_->cmdline; }
 
 void Machine::stop(VmExit exit) { impl_->exits.report(std::move(exit)); }
+
+Status Machine::snapshot(const std::string& path) { return impl_->request_snapshot(path); }
 
 std::string Machine::describe_devices() const {
   std::string text;
@@ -478,6 +485,11 @@ Result<RunResult> Machine::run() {
   std::optional<SignalMaskGuard> mask;
   UniqueFd signal_fd;
   if (m.config.handle_signals) {
+    // An ignored signal is discarded before a signalfd could see it, and a parent may
+    // have left ours ignored (ctest does): SIGUSR1 and SIGUSR2 are requests to this VMM,
+    // so take them back. The stop signals keep what the caller chose (nohup).
+    ::signal(SIGUSR1, SIG_DFL);
+    ::signal(SIGUSR2, SIG_DFL);
     mask.emplace(blocked);
     signal_fd.reset(::signalfd(-1, &blocked, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!signal_fd.valid()) return Error::from_errno("signalfd");
@@ -506,6 +518,10 @@ Result<RunResult> Machine::run() {
         m.config.log("device state:\n" + describe_devices());
         return;
       }
+      if (sig == SIGUSR2) {
+        m.snapshot_on_signal();
+        return;
+      }
       m.exits.report({ExitKind::signal, 128 + sig, std::string("stopped by signal ") + ::strsignal(sig)});
     }));
   }
@@ -521,12 +537,22 @@ Result<RunResult> Machine::run() {
     HYPER_CHECK(serve_kicks(device_threads.back()->loop(), dev.device, dev.queues));
   }
 
+  m.grants.snapshots = m.config.snapshots;
   const ThreadFilters filters = HYPER_TRY(ThreadFilters::compile(m.config, !device_threads.empty(), m.grants));
-  VcpuContext ctx{m.pio, m.mmio, m.exits, m.kvm.is_pvm(), m.first_run_ns};
+  VcpuContext ctx{m.pio, m.mmio, m.exits, m.kvm.is_pvm(), m.first_run_ns, &m.gate};
   VcpuThreads threads;
+  m.parking_threads = m.vcpus.size() + device_threads.size();
+  m.kick_threads = [&] {
+    threads.kick(m.vcpus);
+    for (auto& t : device_threads) t->kick();
+  };
+  HYPER_CHECK(loop.add(m.snapshot_requests.fd(), [&] {
+    (void)m.snapshot_requests.drain();
+    m.serve_snapshot_request();
+  }));
   try {
     for (size_t i = 0; i < device_threads.size(); ++i)
-      device_threads[i]->start("io" + std::to_string(i), filters.io, m.exits);
+      device_threads[i]->start("io" + std::to_string(i), filters.io, m.exits, m.gate);
     for (const auto& vcpu : m.vcpus) {
       threads.start([&vcpu, &ctx, &filters, &m] {
         const std::string name = "vcpu" + std::to_string(vcpu.id());
@@ -540,7 +566,9 @@ Result<RunResult> Machine::run() {
   // Only now: the threads created above would have inherited this thread's filter.
   (void)confine(filters.event_loop, "event-loop", m.exits);
 
+  m.accept_snapshots();
   const Status loop_status = loop.run_until([&] { return m.exits.stopping(); });
+  m.fail_snapshot_requests();
   if (!loop_status) m.exits.report({ExitKind::error, 1, loop_status.error().message});
   if (!threads.stop(m.vcpus)) {
     // A vCPU that ignores immediate_exit and signals is stuck in the host kernel; waiting

@@ -47,6 +47,18 @@ struct MachineConfig {
   bool seccomp = true;
   int seccomp_report_fd = -1;  // not owned; gets a violation's message too (e.g. a file)
   std::function<void(const std::string&)> log = [](const std::string&) {};
+
+  // Snapshots (docs/snapshots.md). With `snapshots`, Machine::snapshot() can save the
+  // running machine (its event-loop thread's seccomp filter then also allows creating
+  // and writing the file and reading KVM's state). With `snapshot_path` too, SIGUSR2
+  // saves it there (handle_signals), and with `stop_after_snapshot` the VM then stops.
+  bool snapshots = false;
+  std::string snapshot_path;
+  bool stop_after_snapshot = false;
+  // A snapshot to resume instead of booting `kernel`: memory size and vCPU count come
+  // from it, and the devices given must be the ones it was taken with, in order (their
+  // backing files, taps and sockets may differ).
+  std::string restore_from;
 };
 
 struct BootTimings {
@@ -73,6 +85,9 @@ class Machine {
   [[nodiscard]] Result<RunResult> run();
   // Thread-safe: ends the VM as if by `exit`.
   void stop(VmExit exit);
+  // Thread-safe, while run() runs (MachineConfig::snapshots): pauses the VM, saves it to
+  // `path` (replaced atomically), resumes it.
+  [[nodiscard]] Status snapshot(const std::string& path);
   [[nodiscard]] const std::string& cmdline() const;
   // Thread-safe, never blocks on a busy device: each virtio device's transport registers
   // and queue indices (ours and the driver's), one device per line. With handle_signals,

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "vmm/kvm_abi.hpp"
 #include "vmm/unique_fd.hpp"
 
 namespace hyper::seccomp {
@@ -97,6 +98,19 @@ std::vector<Rule> network_disk_rules(const Grants& grants) {
   return rules;
 }
 
+// Taking a snapshot on the event-loop thread: KVM's state getters only (no setter, no
+// KVM_RUN), and the calls Writer::write makes to create its file and rename it.
+std::vector<Rule> snapshot_rules(const Grants& grants) {
+  if (!grants.snapshots) return {};
+  std::vector<Rule> rules;
+  for (const unsigned long request : {KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS, kvm_abi::kGetXsave, kvm_abi::kGetXsave2,
+                                      KVM_GET_XCRS, KVM_GET_DEBUGREGS, KVM_GET_LAPIC, kvm_abi::kGetMsrs,
+                                      KVM_GET_VCPU_EVENTS, KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK})
+    rules.push_back({SCMP_SYS(ioctl), {arg_is(1, request)}});
+  append(rules, {{SCMP_SYS(openat), {}}, {SCMP_SYS(ftruncate), {}}, {SCMP_SYS(lseek), {}}, {SCMP_SYS(rename), {}}});
+  return rules;
+}
+
 std::vector<Rule> rules_for(ThreadKind kind, const Grants& grants) {
   std::vector<Rule> rules = common_rules();
   switch (kind) {
@@ -136,6 +150,7 @@ std::vector<Rule> rules_for(ThreadKind kind, const Grants& grants) {
                         {SCMP_SYS(newfstatat), {}},      {SCMP_SYS(fstat), {}},
                         {SCMP_SYS(lstat), {}},           {SCMP_SYS(unlink), {}},
                     });
+      append(rules, snapshot_rules(grants));
       break;
     case ThreadKind::io:
       append(rules, {

@@ -30,6 +30,9 @@ struct Grants {
   // NBD disks' connections (virtio-blk on nbd://): I/O threads may send, receive and
   // shut down on exactly these fds, and poll.
   std::vector<int> disk_sockets;
+  // Snapshots (MachineConfig::snapshots): the event-loop thread, which takes them, may
+  // read the vCPUs' and the VM's state from KVM and create, write and rename the file.
+  bool snapshots = false;
 };
 
 // A compiled allow-list: built once, applied by every thread of its kind.

@@ -130,7 +130,8 @@ void Writer::add(SectionKind kind, uint32_t index, std::span<const uint8_t> byte
 }
 
 std::vector<uint8_t> Writer::head() const {
-  const auto count = static_cast<uint32_t>(sections_.size() + (memory_.empty() ? 0 : 1));
+  const uint64_t memory_bytes = memory_size();
+  const auto count = static_cast<uint32_t>(sections_.size() + (memory_bytes ? 1 : 0));
   std::vector<uint8_t> out(table_end(count));
   std::vector<SectionRef> table;
   for (const auto& section : sections_) {
@@ -140,10 +141,10 @@ std::vector<uint8_t> Writer::head() const {
     table.push_back({section.kind, section.index, offset, section.bytes.size(), crc_of(section.bytes)});
   }
   uint64_t file_size = out.size();
-  if (!memory_.empty()) {
+  if (memory_bytes) {
     const uint64_t offset = align_up(out.size(), kMemoryAlignment);
-    table.push_back({SectionKind::memory, 0, offset, memory_.size(), 0});
-    file_size = offset + memory_.size();
+    table.push_back({SectionKind::memory, 0, offset, memory_bytes, 0});
+    file_size = offset + memory_bytes;
   }
   for (size_t i = 0; i < table.size(); ++i) {
     const size_t at = kHeaderSize + i * kEntrySize;
@@ -164,14 +165,51 @@ std::vector<uint8_t> Writer::head() const {
   return out;
 }
 
+uint64_t Writer::memory_size() const {
+  uint64_t total = 0;
+  for (const auto& region : memory_) total += region.size();
+  return total;
+}
+
 std::vector<uint8_t> Writer::bytes() const {
   std::vector<uint8_t> out = head();
-  if (!memory_.empty()) {
-    out.resize(align_up(out.size(), kMemoryAlignment));
-    out.insert(out.end(), memory_.begin(), memory_.end());
-  }
+  if (memory_size()) out.resize(align_up(out.size(), kMemoryAlignment));
+  for (const auto& region : memory_) out.insert(out.end(), region.begin(), region.end());
   return out;
 }
+
+namespace {
+
+bool all_zero(std::span<const uint8_t> bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
+}
+
+// Writes `bytes` at `offset`, leaving holes where whole pages are zero: a freshly booted
+// guest's memory is mostly untouched, and holes cost neither disk nor write time.
+Status write_sparse(int fd, uint64_t offset, std::span<const uint8_t> bytes, const std::string& name) {
+  constexpr size_t kPage = 4096;
+  size_t run_start = 0;
+  const auto flush = [&](size_t end) -> Status {
+    if (end == run_start) return {};
+    const auto chunk = bytes.subspan(run_start, end - run_start);
+    for (size_t done = 0; done < chunk.size();) {
+      const ssize_t n = ::pwrite(fd, chunk.data() + done, chunk.size() - done, static_cast<off_t>(offset + run_start + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Error::from_errno("write " + name);
+      done += static_cast<size_t>(n);
+    }
+    return {};
+  };
+  for (size_t at = 0; at < bytes.size(); at += kPage) {
+    const auto page = bytes.subspan(at, std::min(kPage, bytes.size() - at));
+    if (!all_zero(page)) continue;
+    HYPER_CHECK(flush(at));
+    run_start = at + page.size();
+  }
+  return flush(bytes.size());
+}
+
+}  // namespace
 
 Status Writer::write(const std::filesystem::path& path) const {
   const std::filesystem::path partial = path.string() + ".partial";
@@ -180,11 +218,14 @@ Status Writer::write(const std::filesystem::path& path) const {
   const std::vector<uint8_t> state = head();
   auto written = [&]() -> Status {
     HYPER_CHECK(write_all(fd.get(), state.data(), state.size(), partial.string()));
-    if (!memory_.empty()) {
-      const uint64_t offset = align_up(state.size(), kMemoryAlignment);
-      // The gap is a hole, not zeros written.
-      if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return Error::from_errno("seek in " + partial.string());
-      HYPER_CHECK(write_all(fd.get(), memory_.data(), memory_.size(), partial.string()));
+    if (memory_size()) {
+      uint64_t offset = align_up(state.size(), kMemoryAlignment);
+      for (const auto& region : memory_) {
+        HYPER_CHECK(write_sparse(fd.get(), offset, region, partial.string()));
+        offset += region.size();
+      }
+      // Trailing zero pages are a hole too, but the file must reach its full size.
+      if (::ftruncate(fd.get(), static_cast<off_t>(offset)) != 0) return Error::from_errno("truncate " + partial.string());
     }
     if (::fsync(fd.get()) != 0) return Error::from_errno("fsync " + partial.string());
     if (::rename(partial.c_str(), path.c_str()) != 0) return Error::from_errno("rename to " + path.string());

@@ -52,8 +52,9 @@ struct SectionRef {
 class Writer {
  public:
   void add(SectionKind kind, uint32_t index, std::span<const uint8_t> bytes);
-  // Guest memory is written from `memory` as it is when write() runs.
-  void set_memory(std::span<const uint8_t> memory) { memory_ = memory; }
+  // Guest memory is written from `regions`, one after the other, as they are when write()
+  // runs. Pages of zeros are left as holes in the file.
+  void set_memory(std::vector<std::span<const uint8_t>> regions) { memory_ = std::move(regions); }
   // Writes to a temporary name beside `path`, fsyncs, renames: a crash leaves the old
   // file or none, never half a snapshot under the name.
   Status write(const std::filesystem::path& path) const;
@@ -68,7 +69,8 @@ class Writer {
   };
   [[nodiscard]] std::vector<uint8_t> head() const;  // header, table and state sections
   std::vector<Pending> sections_;
-  std::span<const uint8_t> memory_;
+  [[nodiscard]] uint64_t memory_size() const;
+  std::vector<std::span<const uint8_t>> memory_;
 };
 
 // The header and table of a snapshot, checked against the file's size. Parses bytes

@@ -66,6 +66,16 @@ std::optional<VmExit> dispatch_exit(const Vcpu& vcpu, kvm_run& run, VcpuContext&
 
 void ignore_signal(int) {}
 
+// KVM finishes a port or MMIO exit (an IN's value into RAX, the RIP past the instruction)
+// only on the next KVM_RUN; with immediate_exit set, that run completes it and returns at
+// once. Only then is the vCPU's state whole enough to save.
+void park(const Vcpu& vcpu, PauseGate& gate) {
+  request_immediate_exit(vcpu);
+  (void)vcpu.run();
+  gate.park();
+  std::atomic_ref<uint8_t>(vcpu.run_state()->immediate_exit).store(0, std::memory_order_release);
+}
+
 }  // namespace
 
 int kick_signal() noexcept { return SIGRTMIN + 1; }
@@ -104,6 +114,10 @@ void run_vcpu(const Vcpu& vcpu, VcpuContext& ctx) noexcept {
   uint64_t unset = 0;
   ctx.first_run_ns.compare_exchange_strong(unset, monotonic_ns(), std::memory_order_relaxed);
   while (!ctx.exits.stopping()) {
+    if (ctx.gate && ctx.gate->closed()) {
+      park(vcpu, *ctx.gate);
+      continue;
+    }
     const int err = vcpu.run();
     if (err == EINTR || err == EAGAIN) continue;
     if (err) {

@@ -7,6 +7,7 @@
 
 #include "vmm/bus.hpp"
 #include "vmm/kvm.hpp"
+#include "vmm/pause_gate.hpp"
 #include "vmm/vm_exit.hpp"
 
 namespace hyper {
@@ -17,6 +18,7 @@ struct VcpuContext {
   ExitLatch& exits;
   bool host_is_pvm;
   std::atomic<uint64_t>& first_run_ns;  // set by the first KVM_RUN of any vCPU
+  PauseGate* gate = nullptr;             // where the vCPU parks while the machine is paused
 };
 
 void run_vcpu(const Vcpu& vcpu, VcpuContext& ctx) noexcept;

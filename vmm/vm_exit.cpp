@@ -12,6 +12,7 @@ const char* exit_kind_name(ExitKind kind) {
     case ExitKind::crash: return "guest crash";
     case ExitKind::error: return "VMM error";
     case ExitKind::signal: return "signal";
+    case ExitKind::snapshot: return "snapshot";
   }
   return "unknown";
 }

@@ -20,6 +20,7 @@ enum class ExitKind {
   crash,         // KVM reported a guest crash event
   error,         // KVM or the VMM failed; `detail` says how
   signal,        // the VMM was asked to stop by a signal
+  snapshot,      // the VMM saved a snapshot and stopped, as asked
 };
 
 const char* exit_kind_name(ExitKind kind);

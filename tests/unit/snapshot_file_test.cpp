@@ -29,7 +29,7 @@ Writer sample_writer(std::vector<uint8_t>& memory) {
   writer.add(SectionKind::vcpu, 0, bytes_of("cpu zero"));
   writer.add(SectionKind::vcpu, 1, bytes_of("cpu one, longer"));
   writer.add(SectionKind::device, 3, bytes_of("blk"));
-  writer.set_memory(memory);
+  writer.set_memory({std::span<const uint8_t>(memory)});
   return writer;
 }
 

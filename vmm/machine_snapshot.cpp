@@ -1,0 +1,213 @@
+// Snapshots of a running machine and restores into a new one (docs/snapshots.md).
+//
+// A snapshot is taken with every vCPU out of KVM_RUN and every I/O thread between
+// requests, parked at the machine's PauseGate; the event-loop thread, which takes it,
+// serves nothing meanwhile. Sections: the machine's shape, each vCPU, the irqchip, the
+// PIT, the clock, the devices (index 0 the UART, index 1 + i the i-th virtio-mmio
+// window) and guest memory, which a restore maps copy-on-write from the file.
+#include <linux/kvm.h>
+
+#include <chrono>
+#include <cstring>
+#include <future>
+
+#include "vmm/kvm_abi.hpp"
+#include "vmm/machine_impl.hpp"
+#include "vmm/snapshot_codec.hpp"
+#include "vmm/vcpu_state.hpp"
+
+namespace hyper {
+namespace {
+
+constexpr std::chrono::milliseconds kPausePatience{5000};
+constexpr uint32_t kUartDevice = 0;
+constexpr uint32_t kIrqchips[] = {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC};
+
+const char* device_type_name(uint32_t type) {
+  switch (type) {
+    case 1: return "net";
+    case 2: return "blk";
+    case 4: return "rng";
+    case 19: return "vsock";
+    case 26: return "fs";
+    default: return "?";
+  }
+}
+
+std::string device_list(const std::vector<uint32_t>& types) {
+  std::string text = "[";
+  for (size_t i = 0; i < types.size(); ++i) text += (i ? ", " : "") + std::string(device_type_name(types[i]));
+  return text + "]";
+}
+
+Error bad_snapshot(const std::string& what) { return make_error(Errc::invalid_argument, "snapshot: " + what); }
+
+}  // namespace
+
+size_t xsave_size(const Vm& vm) {
+  const int size = vm.check_extension(KVM_CAP_XSAVE2);
+  return size > static_cast<int>(kvm_abi::kXsaveBytes) ? static_cast<size_t>(size) : kvm_abi::kXsaveBytes;
+}
+
+Result<MachineShape> MachineShape::decode(std::span<const uint8_t> bytes) {
+  snapshot::Decoder d(bytes, "machine");
+  MachineShape shape;
+  shape.memory_mib = HYPER_TRY(d.get<uint64_t>());
+  shape.vcpus = HYPER_TRY(d.get<uint32_t>());
+  shape.xsave_size = HYPER_TRY(d.get<uint64_t>());
+  shape.devices = HYPER_TRY(d.get_vector<uint32_t>());
+  HYPER_CHECK(d.finish());
+  return shape;
+}
+
+std::vector<uint8_t> MachineShape::encode() const {
+  snapshot::Encoder e;
+  e.put(memory_mib).put(vcpus).put(xsave_size).put_vector(devices);
+  return e.bytes();
+}
+
+MachineShape Machine::Impl::shape() const {
+  MachineShape s{config.memory_mib, config.vcpus, xsave_bytes, {}};
+  for (const auto& w : kicks) s.devices.push_back(w.device->device_type());
+  return s;
+}
+
+void Machine::Impl::accept_snapshots() {
+  std::lock_guard lock(snapshot_mutex);
+  accepting_snapshots = true;
+}
+
+Status Machine::Impl::request_snapshot(const std::string& path) {
+  std::future<Status> done;
+  {
+    std::lock_guard lock(snapshot_mutex);
+    if (!accepting_snapshots) return make_error(Errc::invalid_argument, "the machine is not running: nothing to snapshot");
+    pending_snapshots.push_back({path, {}});
+    done = pending_snapshots.back().done.get_future();
+  }
+  snapshot_requests.signal();
+  return done.get();
+}
+
+void Machine::Impl::serve_snapshot_request() {
+  std::vector<SnapshotRequest> requests;
+  {
+    std::lock_guard lock(snapshot_mutex);
+    requests.swap(pending_snapshots);
+  }
+  for (auto& r : requests) r.done.set_value(snapshot(r.path));
+}
+
+void Machine::Impl::fail_snapshot_requests() {
+  std::lock_guard lock(snapshot_mutex);
+  accepting_snapshots = false;
+  for (auto& r : pending_snapshots) r.done.set_value(make_error(Errc::invalid_argument, "the machine stopped before the snapshot"));
+  pending_snapshots.clear();
+}
+
+void Machine::Impl::snapshot_on_signal() {
+  if (config.snapshot_path.empty()) {
+    config.log("SIGUSR2: no snapshot path was given (--snapshot PATH): ignored");
+    return;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const Status saved = snapshot(config.snapshot_path);
+  if (!saved) {
+    config.log("snapshot failed: " + saved.error().message);
+    return;
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  config.log("saved a snapshot to " + config.snapshot_path + " in " + std::to_string(ms.count()) + " ms");
+  if (config.stop_after_snapshot)
+    exits.report({ExitKind::snapshot, 0, "saved a snapshot to " + config.snapshot_path + " and stopped"});
+}
+
+Status Machine::Impl::snapshot(const std::string& path) {
+  if (!config.snapshots)
+    return make_error(Errc::invalid_argument, "this machine was created without snapshots enabled (--snapshot PATH)");
+  for (const auto& k : kicks) {
+    if (!k.device->can_snapshot())
+      return make_error(Errc::unsupported, std::string("a virtio-") + device_type_name(k.device->device_type()) +
+                                               " device's queues are served by another process: it cannot be saved");
+  }
+  gate.close();
+  kick_threads();
+  Status saved = gate.wait_parked(parking_threads, kPausePatience)
+                     ? save_snapshot(path)
+                     : Status(make_error(Errc::io, "the machine's threads did not pause within 5 s"));
+  gate.open();
+  return saved;
+}
+
+Status Machine::Impl::save_snapshot(const std::string& path) {
+  snapshot::Writer w;
+  const MachineShape s = shape();
+  w.add(snapshot::SectionKind::machine, 0, s.encode());
+  for (const auto& vcpu : vcpus) {
+    const auto state = HYPER_TRY(VcpuState::capture(vcpu, kvm.msr_index_list(), s.xsave_size));
+    w.add(snapshot::SectionKind::vcpu, vcpu.id(), state.encode());
+  }
+  snapshot::Encoder chips;
+  for (const uint32_t chip : kIrqchips) chips.put(HYPER_TRY(vm.get_irqchip(chip)));
+  w.add(snapshot::SectionKind::irqchip, 0, chips.bytes());
+  w.add(snapshot::SectionKind::pit, 0, snapshot::Encoder().put(HYPER_TRY(vm.get_pit2())).bytes());
+  w.add(snapshot::SectionKind::clock, 0, snapshot::Encoder().put(HYPER_TRY(vm.get_clock())).bytes());
+  w.add(snapshot::SectionKind::device, kUartDevice, serial->save());
+  for (size_t i = 0; i < windows.size(); ++i)
+    w.add(snapshot::SectionKind::device, static_cast<uint32_t>(i + 1), windows[i].transport->save());
+  std::vector<std::span<const uint8_t>> ram;
+  for (const auto& region : memory.regions()) ram.push_back(region.mapping.bytes());
+  w.set_memory(std::move(ram));
+  return w.write(path);
+}
+
+Status Machine::Impl::check_shape(const MachineShape& saved) const {
+  const MachineShape here = shape();
+  if (saved.devices != here.devices)
+    return bad_snapshot("it was taken with the devices " + device_list(saved.devices) + ", this machine has " +
+                        device_list(here.devices) + ": give the same devices, in the same order");
+  if (saved.xsave_size < here.xsave_size)
+    return bad_snapshot("it was taken on a CPU with a smaller XSAVE area (" + std::to_string(saved.xsave_size) +
+                        " bytes, this host's is " + std::to_string(here.xsave_size) + ")");
+  return {};
+}
+
+Status Machine::Impl::restore(const snapshot::Reader& reader, const MachineShape& saved) {
+  HYPER_CHECK(check_shape(saved));
+  // Memory first: a device's restore may write to its rings (vsock's reset event).
+  const auto ram = reader.memory();
+  if (!ram || ram->size != memory.total_size())
+    return bad_snapshot("its memory section does not hold " + std::to_string(config.memory_mib) + " MiB");
+  uint64_t offset = ram->offset;
+  for (const auto& region : memory.regions()) {
+    HYPER_CHECK(memory.load_from_fd(region.gpa, reader.fd(), offset, region.size()));
+    offset += region.size();
+  }
+  for (const auto& vcpu : vcpus) {
+    const auto bytes = HYPER_TRY(reader.section(snapshot::SectionKind::vcpu, vcpu.id()));
+    const auto state = HYPER_TRY(VcpuState::decode(bytes, vcpu.id()));
+    HYPER_CHECK(state.apply(vcpu));
+  }
+  snapshot::Decoder chips(HYPER_TRY(reader.section(snapshot::SectionKind::irqchip)), "irqchip");
+  for (const uint32_t chip : kIrqchips) {
+    const auto state = HYPER_TRY(chips.get<kvm_irqchip>());
+    if (state.chip_id != chip) return bad_snapshot("the irqchip section is out of order");
+    HYPER_CHECK(vm.set_irqchip(state));
+  }
+  HYPER_CHECK(chips.finish());
+  snapshot::Decoder pit(HYPER_TRY(reader.section(snapshot::SectionKind::pit)), "pit");
+  HYPER_CHECK(vm.set_pit2(HYPER_TRY(pit.get<kvm_pit_state2>())));
+  HYPER_CHECK(pit.finish());
+  snapshot::Decoder clock(HYPER_TRY(reader.section(snapshot::SectionKind::clock)), "clock");
+  HYPER_CHECK(vm.set_clock(HYPER_TRY(clock.get<kvm_clock_data>())));
+  HYPER_CHECK(clock.finish());
+  HYPER_CHECK(serial->restore(HYPER_TRY(reader.section(snapshot::SectionKind::device, kUartDevice))));
+  for (size_t i = 0; i < windows.size(); ++i) {
+    const auto index = static_cast<uint32_t>(i + 1);
+    HYPER_CHECK(windows[i].transport->restore(HYPER_TRY(reader.section(snapshot::SectionKind::device, index)),
+                                              "virtio device " + std::to_string(index)));
+  }
+  return {};
+}
+
+}  // namespace hyper
