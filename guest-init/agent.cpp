@@ -89,19 +89,34 @@ void Agent::run(UniqueFd boot_connection) {
   auto signals = block_sigchld();
   if (!signals.ok()) power_off(125);
   signal_fd_ = std::move(signals).value();
-  set_nonblocking(boot_connection.get());
+  open_boot_connection(std::move(boot_connection), false);
+  if (auto listener = listen_vsock(agent::kAgentPort); listener.ok()) listener_ = std::move(listener).value();
+  for (;;) loop_once();
+}
+
+void Agent::open_boot_connection(UniqueFd fd, bool restored) {
+  set_nonblocking(fd.get());
   const int id = next_id_++;
   boot_id_ = id;
   Connection& boot = connections_[id];
-  boot.fd = std::move(boot_connection);
+  boot.fd = std::move(fd);
   boot.role = Role::boot;
   boot.greeted = true;
-  send(id, Kind::event,
-       Json{{"event", "ready"}, {"version", agent::kProtocolVersion}, {"init_ns", init_ns_},
-            {"now_ns", monotonic_ns()}}
-           .dump());
-  if (auto listener = listen_vsock(agent::kAgentPort); listener.ok()) listener_ = std::move(listener).value();
-  for (;;) loop_once();
+  Json ready{{"event", "ready"}, {"version", agent::kProtocolVersion}, {"init_ns", init_ns_}, {"now_ns", monotonic_ns()}};
+  if (restored) ready["restored"] = true;
+  send(id, Kind::event, ready.dump());
+}
+
+// Before anything started, the boot connection ends only when this VM was restored from
+// a template: the restore reset the vsock transport, and a new host waits for "ready".
+void Agent::reconnect_if_restored() {
+  if (started_ || shutdown_deadline_ns_) return;
+  const auto boot = connections_.find(boot_id_);
+  if (boot != connections_.end() && !boot->second.peer_closed) return;
+  auto fresh = connect_to_host();
+  if (!fresh.ok()) power_off(125);
+  if (boot != connections_.end()) connections_.erase(boot);
+  open_boot_connection(std::move(fresh).value(), true);
 }
 
 void Agent::loop_once() {
@@ -158,6 +173,7 @@ void Agent::loop_once() {
   }
   finish_processes();
   drop_closed_connections();
+  reconnect_if_restored();
   maybe_power_off();
 }
 

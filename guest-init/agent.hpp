@@ -49,6 +49,8 @@ class Agent {
   };
 
   void loop_once();
+  void open_boot_connection(UniqueFd fd, bool restored);
+  void reconnect_if_restored();
   void accept_connection();
   void read_connection(int id);
   void write_connection(int id);

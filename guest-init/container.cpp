@@ -1,5 +1,7 @@
 #include "guest-init/container.hpp"
 
+#include "vmm/mac_address.hpp"
+
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -181,6 +183,11 @@ Result<MountedVolume> mount_volume(int root_fd, const MountSpec& spec, std::set<
 
 Status configure_interface(Netlink& netlink, const InterfaceSpec& spec) {
   const int index = HYPER_TRY(netlink.link_index(spec.name));
+  if (!spec.mac.empty()) {
+    const auto mac = parse_mac(spec.mac);
+    if (!mac) return make_error(Errc::invalid_argument, "bad MAC address \"" + spec.mac + "\" for " + spec.name);
+    HYPER_CHECK(netlink.set_link_address(index, *mac));
+  }
   const auto [address, prefix] = HYPER_TRY(parse_ipv4_cidr(spec.address));
   HYPER_CHECK(netlink.add_address(index, address, prefix));
   HYPER_CHECK(netlink.set_link_up(index, spec.mtu ? std::optional<uint32_t>(spec.mtu) : std::nullopt));
@@ -245,6 +252,7 @@ Status mount_stopped_writable_layer(const std::string& writable_device) {
 }
 
 Result<PreparedContainer> prepare_container(const ContainerSpec& spec) {
+  HYPER_CHECK(apply_identity(spec.identity));
   HYPER_CHECK(mount_rootfs(spec.rootfs));
   PreparedContainer prepared;
   prepared.root.reset(::open(kContainerRoot, O_PATH | O_DIRECTORY | O_CLOEXEC));

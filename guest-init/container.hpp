@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "guest-init/identity.hpp"
 #include "vmm/result.hpp"
 #include "vmm/unique_fd.hpp"
 
@@ -32,6 +33,7 @@ struct InterfaceSpec {
   std::string address;  // "10.0.2.15/24"
   std::string gateway;  // optional
   uint32_t mtu = 0;     // 0 = leave the default
+  std::string mac;      // optional: the address to give the interface (a restored template's is not its own)
 };
 
 struct NetworkSpec {
@@ -56,6 +58,7 @@ struct MountSpec {
 };
 
 struct ContainerSpec {
+  IdentitySpec identity;
   RootfsSpec rootfs;
   std::string hostname;
   NetworkSpec network;

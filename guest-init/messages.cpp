@@ -3,6 +3,9 @@
 #include <sys/resource.h>
 
 #include <array>
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
 #include <utility>
 
 #include "guest-init/protocol.hpp"
@@ -148,6 +151,27 @@ Result<ProcessSpec> parse_process_spec(const Json& process) {
 
 namespace {
 
+constexpr size_t kMaxEntropyBytes = 512;
+
+Result<IdentitySpec> parse_identity(const Json& start) {
+  IdentitySpec identity;
+  const auto it = start.find("identity");
+  if (it == start.end() || it->is_null()) return identity;
+  if (!it->is_object()) return bad("\"identity\" must be an object");
+  const std::string hex = HYPER_TRY(get_string(*it, "entropy"));
+  if (hex.size() % 2 || hex.size() > 2 * kMaxEntropyBytes) return bad("\"entropy\" must be at most 512 bytes in hex");
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    unsigned byte = 0;
+    if (std::sscanf(hex.c_str() + i, "%2x", &byte) != 1 || !std::isxdigit(static_cast<unsigned char>(hex[i])) ||
+        !std::isxdigit(static_cast<unsigned char>(hex[i + 1])))
+      return bad("\"entropy\" must be hex digits");
+    identity.entropy.push_back(static_cast<uint8_t>(byte));
+  }
+  if (it->contains("realtime_ns"))
+    identity.realtime_ns = HYPER_TRY(get_number(*it, "realtime_ns", 0, UINT64_MAX));
+  return identity;
+}
+
 Result<NetworkSpec> parse_network(const Json& start) {
   NetworkSpec spec;
   const auto it = start.find("network");
@@ -163,6 +187,7 @@ Result<NetworkSpec> parse_network(const Json& start) {
       interface.address = HYPER_TRY(get_string(item, "address", true));
       interface.gateway = HYPER_TRY(get_string(item, "gateway"));
       interface.mtu = static_cast<uint32_t>(HYPER_TRY(get_number(item, "mtu", 0, 65535)));
+      interface.mac = HYPER_TRY(get_string(item, "mac"));
       spec.interfaces.push_back(std::move(interface));
     }
   }
@@ -256,6 +281,7 @@ Result<ContainerSpec> parse_container_spec(const Json& start) {
   spec.hostname = HYPER_TRY(get_string(start, "hostname"));
   if (spec.hostname.size() > 64) return bad("the hostname is longer than 64 bytes");
   spec.network = HYPER_TRY(parse_network(start));
+  spec.identity = HYPER_TRY(parse_identity(start));
   spec.mounts = HYPER_TRY(parse_mounts(start));
   return spec;
 }

@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <linux/vm_sockets.h>
 #include <sys/io.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -13,6 +15,7 @@
 #include <cerrno>
 #include <optional>
 
+#include "guest-init/protocol.hpp"
 #include "vmm/file_io.hpp"
 
 namespace hyper::guest {
@@ -43,6 +46,23 @@ uint64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Result<UniqueFd> connect_to_host() {
+  sockaddr_vm addr{};
+  addr.svm_family = AF_VSOCK;
+  addr.svm_cid = VMADDR_CID_HOST;
+  addr.svm_port = agent::kBootPort;
+  int last_error = 0;
+  // The host listens before the VM starts; a retry only covers a transient reset.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    UniqueFd fd(::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return Error::from_errno("vsock socket");
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    last_error = errno;
+    ::usleep(20'000);
+  }
+  return Error::from_errno("connect to the host on vsock port " + std::to_string(agent::kBootPort), last_error);
 }
 
 Status mount_fs(const char* source, const char* target, const char* type, unsigned long flags,

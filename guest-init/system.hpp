@@ -17,6 +17,9 @@ namespace hyper::guest {
 // CLOCK_MONOTONIC in nanoseconds; the guest's own time base for the timings it reports.
 uint64_t monotonic_ns();
 
+// The boot connection: to the host (CID 2) on agent::kBootPort, retried for a second.
+Result<UniqueFd> connect_to_host();
+
 Status mount_fs(const char* source, const char* target, const char* type, unsigned long flags,
                 const std::string& data = {});
 // Creates the directory and its missing parents (0755).

@@ -22,24 +22,6 @@ constexpr uint64_t kOffered = kFeatureVersion1 | kFeatureRingEventIdx | kFeature
 
 }  // namespace
 
-std::optional<MacAddress> parse_mac(const std::string& text) {
-  MacAddress mac{};
-  unsigned int b[6];
-  char extra;
-  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &extra) != 6 ||
-      text.size() != 17)
-    return std::nullopt;
-  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(b[i]);
-  if (mac[0] & 1) return std::nullopt;  // multicast: not a NIC's address
-  return mac;
-}
-
-std::string format_mac(const MacAddress& mac) {
-  char text[18];
-  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-  return text;
-}
-
 MacAddress random_mac() {
   MacAddress mac{};
   if (::getrandom(mac.data(), mac.size(), 0) != static_cast<ssize_t>(mac.size())) mac = {0, 0x16, 0x3e, 0, 0, 1};

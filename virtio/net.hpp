@@ -16,15 +16,14 @@
 #include <vector>
 
 #include "virtio/device.hpp"
+#include "vmm/mac_address.hpp"
 #include "vmm/unique_fd.hpp"
 
 namespace hyper::virtio {
 
-using MacAddress = std::array<uint8_t, 6>;
-
-// "52:54:00:12:34:56" -> bytes; nullopt when malformed.
-[[nodiscard]] std::optional<MacAddress> parse_mac(const std::string& text);
-[[nodiscard]] std::string format_mac(const MacAddress& mac);
+using hyper::format_mac;
+using hyper::MacAddress;
+using hyper::parse_mac;
 // A random, locally administered unicast address (02:xx:xx:xx:xx:xx).
 [[nodiscard]] MacAddress random_mac();
 
@@ -55,6 +54,7 @@ class Net final : public VirtioDevice {
   void reset() override;
   Status attach(EventLoop& loop) override;
   std::string describe() const override { return slot_.describe(); }
+  std::vector<QueuePosition> queue_positions() const override { return slot_.positions(); }
 
   [[nodiscard]] const MacAddress& mac() const { return mac_; }
   struct Stats {

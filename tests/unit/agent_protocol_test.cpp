@@ -145,6 +145,30 @@ TEST_CASE("agent protocol: start, build and export_disk specs accept only virtio
   CHECK_FALSE(guest::parse_export_disk_spec(guest::Json::parse(R"({"writable":7})")).ok());
 }
 
+TEST_CASE("agent protocol: a start request's identity (entropy, clock) and an interface's MAC") {
+  auto start = guest::parse_container_spec(guest::Json::parse(
+      R"({"rootfs":{"image":"/dev/vda"},"identity":{"entropy":"00ff7a","realtime_ns":1765000000123456789},)"
+      R"("network":{"interfaces":[{"name":"eth0","address":"10.0.0.2/24","mac":"02:42:0a:00:00:02"}]}})"));
+  REQUIRE_MESSAGE(start.ok(), error_of(start));
+  CHECK(start->identity.entropy == std::vector<uint8_t>{0x00, 0xff, 0x7a});
+  CHECK(start->identity.realtime_ns == 1765000000123456789ull);
+  CHECK(start->network.interfaces.at(0).mac == "02:42:0a:00:00:02");
+  start = guest::parse_container_spec(guest::Json::parse(R"({"rootfs":{"image":"/dev/vda"}})"));
+  REQUIRE(start.ok());
+  CHECK(start->identity.entropy.empty());
+  CHECK_FALSE(start->identity.realtime_ns.has_value());
+  for (const char* identity : {R"("x")", R"({"entropy":"abc"})", R"({"entropy":"zz"})", R"({"entropy":"0x"})",
+                               R"({"realtime_ns":-1})", R"({"entropy":7})"}) {
+    CAPTURE(identity);
+    CHECK_FALSE(guest::parse_container_spec(
+                    guest::Json::parse(std::string(R"({"rootfs":{"image":"/dev/vda"},"identity":)") + identity + "}"))
+                    .ok());
+  }
+  CHECK_FALSE(guest::parse_container_spec(guest::Json::parse(
+                  R"({"rootfs":{"image":"/dev/vda"},"identity":{"entropy":")" + std::string(1026, 'a') + "\"}}"))
+                  .ok());
+}
+
 TEST_CASE("agent protocol: a host directory over virtio-fs as the root") {
   auto start = guest::parse_container_spec(guest::Json::parse(R"({"rootfs":{"virtiofs":"rootfs","read_only":true}})"));
   REQUIRE_MESSAGE(start.ok(), error_of(start));
