@@ -196,39 +196,51 @@ Status kill_container(const ContainerStore& store, const Container& container) {
   }
 }
 
+namespace {
+
+Status remove_found(const Paths& paths, const ContainerStore& store, const Container& container, bool force, bool volumes) {
+  const bool was_running = container.state.status == ContainerStatus::running;
+  if (was_running) {
+    if (!force)
+      return make_error(Errc::invalid_argument, "You cannot remove a running container " + container.id +
+                                                    ". Stop the container before attempting removal or force remove");
+    HYPER_CHECK(kill_container(store, container));
+  }
+  // A stopped container's VM may be up for a commit (or a start may be on its way): its
+  // files stay until that is over. A monitor just killed lets go of them as its last
+  // thread exits, a moment after it is seen dead.
+  auto vm = HYPER_TRY(store.claim_vm(container));
+  for (auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
+       !vm && was_running && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(kPollInterval);
+    vm = HYPER_TRY(store.claim_vm(container));
+  }
+  if (!vm)
+    return make_error(Errc::invalid_argument, "container " + container.id +
+                                                  " is busy: another hyper command is starting or committing it");
+  // Whoever watched it run (hyperd's wait and attach) reads its exit status first.
+  const auto watchers_done = store.wait_for_watchers(container);
+  HYPER_CHECK(store.remove(container));
+  if (volumes) {
+    const auto volume_store = HYPER_TRY(volume::VolumeStore::open(paths.volumes()));
+    volume::remove_anonymous_volumes(volume_store, store, container);
+  }
+  return {};
+}
+
+}  // namespace
+
 Status remove_container(const Paths& paths, const ContainerStore& store, const std::string& ref, bool force,
                   bool volumes) {
   auto container = store.find(ref);
   // Docker: removing what is not there is no error when forced.
   if (!container.ok() && force && container.error().code == Errc::not_found) return {};
   if (!container.ok()) return std::move(container).error();
-  const bool was_running = container->state.status == ContainerStatus::running;
-  if (was_running) {
-    if (!force)
-      return make_error(Errc::invalid_argument, "You cannot remove a running container " + container->id +
-                                                    ". Stop the container before attempting removal or force remove");
-    HYPER_CHECK(kill_container(store, *container));
-  }
-  // A stopped container's VM may be up for a commit (or a start may be on its way): its
-  // files stay until that is over. A monitor just killed lets go of them as its last
-  // thread exits, a moment after it is seen dead.
-  auto vm = HYPER_TRY(store.claim_vm(*container));
-  for (auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
-       !vm && was_running && std::chrono::steady_clock::now() < deadline;) {
-    std::this_thread::sleep_for(kPollInterval);
-    vm = HYPER_TRY(store.claim_vm(*container));
-  }
-  if (!vm)
-    return make_error(Errc::invalid_argument, "container " + container->id +
-                                                  " is busy: another hyper command is starting or committing it");
-  // Whoever watched it run (hyperd's wait and attach) reads its exit status first.
-  const auto watchers_done = store.wait_for_watchers(*container);
-  HYPER_CHECK(store.remove(*container));
-  if (volumes) {
-    const auto volume_store = HYPER_TRY(volume::VolumeStore::open(paths.volumes()));
-    volume::remove_anonymous_volumes(volume_store, store, *container);
-  }
-  return {};
+  Status removed = remove_found(paths, store, *container, force, volumes);
+  // A --rm container killed here may be gone by the time we look again: its own
+  // monitor (or the store, on the next load) removed it, which is what was asked.
+  if (!removed && force && container->config.auto_remove && removed.error().code == Errc::not_found) return {};
+  return removed;
 }
 
 Result<std::function<bool(const std::string&)>> image_use(const ContainerStore& store) {
