@@ -52,6 +52,8 @@ int cmd_run(const GlobalOptions& global, const std::vector<std::string>& args) {
                 "  -i, --interactive      keep STDIN open\n"
                 "  -t, --tty              allocate a pseudo-TTY\n"
                 "      --rm               remove the container when it exits\n"
+                "      --template         start from a pre-booted VM template instead of booting\n"
+                "                         (made on first use; docs/snapshots.md)\n"
                 "      --name NAME        name the container\n"
                 "  -e, --env K=V          set an environment variable (K alone: copy ours)\n"
                 "      --env-file FILE    read variables from a file\n"

@@ -38,6 +38,8 @@ Status mount_rootfs(const RootfsSpec& spec) {
   HYPER_CHECK(make_dirs(kWritableMount));
   HYPER_CHECK(make_dirs(kContainerRoot));
   const unsigned long image_flags = MS_RDONLY | MS_NODEV;
+  HYPER_CHECK(wait_for_disk(spec.image_device));
+  if (!spec.writable_device.empty()) HYPER_CHECK(wait_for_disk(spec.writable_device));
   HYPER_CHECK(mount_fs(spec.image_device.c_str(), kImageMount, spec.image_fstype.c_str(), image_flags,
                        spec.image_fstype == "ext4" ? "noload" : ""));
   if (spec.writable_device.empty()) {
@@ -113,6 +115,7 @@ Result<std::string> path_of(int fd) {
 }
 
 Status mount_block_volume(const char* device, const char* via, bool read_only) {
+  HYPER_CHECK(wait_for_disk(device));
   const unsigned long flags = read_only ? MS_RDONLY : 0;
   if (::mount(device, via, "ext4", flags, nullptr) == 0) return {};
   // A read-only disk whose journal needs replaying (its last writer was killed) cannot

@@ -1,9 +1,11 @@
 #include "guest-init/system.hpp"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <linux/vm_sockets.h>
 #include <sys/io.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
@@ -46,6 +48,18 @@ uint64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Status wait_for_disk(const std::string& path) {
+  for (int attempt = 0; attempt < 400; ++attempt) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return Error::from_errno("open " + path);
+    uint64_t bytes = 0;
+    if (::ioctl(fd.get(), BLKGETSIZE64, &bytes) != 0) return Error::from_errno("size of " + path);
+    if (bytes > 0) return {};
+    ::usleep(5'000);
+  }
+  return make_error(Errc::io, path + " stayed empty: its disk never arrived");
 }
 
 Result<UniqueFd> connect_to_host() {

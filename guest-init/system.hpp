@@ -17,6 +17,11 @@ namespace hyper::guest {
 // CLOCK_MONOTONIC in nanoseconds; the guest's own time base for the timings it reports.
 uint64_t monotonic_ns();
 
+// Waits (up to 2 s) until block device `path` has a size: a VM restored from a template
+// learns its disks' sizes from a configuration-change interrupt, handled by a kernel
+// worker that may not have run yet when the start request arrives.
+Status wait_for_disk(const std::string& path);
+
 // The boot connection: to the host (CID 2) on agent::kBootPort, retried for a second.
 Result<UniqueFd> connect_to_host();
 

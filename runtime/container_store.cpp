@@ -122,6 +122,7 @@ std::string config_text(const Container& container) {
                      {"cpus", config.cpus},
                      {"memory_mib", config.memory_mib},
                      {"seccomp", config.seccomp},
+                     {"from_template", config.from_template},
                      {"net", net::config_json(config.net)}};
   if (!config.mounts.empty()) {
     Json mounts = Json::array();
@@ -201,6 +202,7 @@ Status parse_config(const fs::path& path, const std::string& text, Container& ou
     config.cpus = json.value("cpus", 1u);
     config.memory_mib = json.value("memory_mib", uint64_t{256});
     config.seccomp = json.value("seccomp", true);
+    config.from_template = json.value("from_template", false);
     // Containers made before networks existed had none.
     if (json.contains("net")) config.net = net::parse_config_json(json["net"]);
     else config.net.network = "none";

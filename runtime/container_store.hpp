@@ -69,6 +69,7 @@ struct ContainerConfig {
   net::NetworkConfig net;
   std::vector<volume::Mount> mounts;  // -v, --mount, --tmpfs, in the order given
   bool seccomp = true;  // false: --security-opt seccomp=unconfined
+  bool from_template = false;  // --template: restore a VM template instead of booting (runtime/template/)
   std::optional<HostRootfs> host_rootfs;
   // The main process's supplementary groups exactly (an OCI process's additionalGids);
   // absent: the user's memberships in the image's /etc/group, as Docker does.

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -28,10 +29,12 @@
 #include "runtime/log_file.hpp"
 #include "runtime/network/container_network.hpp"
 #include "runtime/stdio_relay.hpp"
+#include "runtime/template/vm_template.hpp"
 #include "runtime/usage/meter.hpp"
 #include "runtime/vm_session.hpp"
 #include "runtime/volume/container_mounts.hpp"
 #include "runtime/volume/volume_users.hpp"
+#include "vmm/clock.hpp"
 #include "vmm/file_io.hpp"
 
 namespace hyper::runtime {
@@ -60,6 +63,19 @@ Json rootfs_json(const ContainerConfig& config, bool scratch_disk, const std::st
   return {{"image", "/dev/vda"}, {"writable", scratch_disk ? "/dev/vdb" : ""}};
 }
 
+// Fresh randomness and the time for the guest (docs/agent-protocol.md, "identity"): what
+// keeps VMs restored from one template from sharing a random pool or a stale clock.
+Json identity_json() {
+  uint8_t entropy[64];
+  Json identity = {{"realtime_ns", realtime_ns()}};
+  if (::getrandom(entropy, sizeof entropy, 0) != static_cast<ssize_t>(sizeof entropy)) return identity;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (const uint8_t byte : entropy) hex += {kHex[byte >> 4], kHex[byte & 15]};
+  identity["entropy"] = hex;
+  return identity;
+}
+
 Json start_request(const Container& container, bool scratch_disk, const net::ContainerNetwork* network,
                    const volume::AttachedMounts& mounts) {
   const auto& config = container.config;
@@ -83,9 +99,11 @@ Json start_request(const Container& container, bool scratch_disk, const net::Con
                   {"rootfs", rootfs_json(config, scratch_disk, mounts.root_tag)},
                   {"process", process}};
   if (!mounts.guest.empty()) request["mounts"] = mounts.guest;
+  request["identity"] = identity_json();
   if (config.network) {
     Json interface = {{"name", "eth0"}, {"address", config.network->address}};
     if (!config.network->gateway.empty()) interface["gateway"] = config.network->gateway;
+    if (!config.network->mac.empty()) interface["mac"] = config.network->mac;
     request["network"] = {{"interfaces", Json::array({interface})}, {"dns", config.network->dns}};
   } else if (network) {
     request["network"] = network->guest_network();
@@ -122,18 +140,21 @@ Result<Prepared> prepare_disks(const Paths& paths, const Container& container) {
 double ms(uint64_t from, uint64_t to) { return to > from ? static_cast<double>(to - from) / 1e6 : 0.0; }
 
 // All host times are CLOCK_MONOTONIC; guest times are the guest's own clock, which started
-// near the boot-timer write, so guest intervals are used as intervals only.
-void print_timings(const MonitorOptions& options, const RunResult& run, const Json& started, uint64_t exited_ns,
-                   uint64_t done_ns) {
+// near the boot-timer write, so guest intervals are used as intervals only. A VM restored
+// from a template never wrote the boot timer (kernel_to_init is 0): its exec is placed at
+// the host's receipt of the start reply instead.
+void print_timings(const MonitorOptions& options, const RunResult& run, const Json& started, uint64_t reply_ns,
+                   uint64_t exited_ns, uint64_t done_ns) {
   const Json timings = started.value("timings", Json::object());
   const uint64_t init_ns = timings.value("init_ns", 0ull), exec_ns = timings.value("exec_ns", 0ull);
   const uint64_t received_ns = timings.value("start_received_ns", exec_ns);
+  const uint64_t exec_host_ns = run.timings.boot_timer_ns ? run.timings.boot_timer_ns + (exec_ns - init_ns) : reply_ns;
   std::fprintf(stderr,
                "hyper: timings: vmm_setup_ms=%.3f kernel_to_init_ms=%.3f init_to_exec_ms=%.3f "
                "start_to_exec_ms=%.3f exec_to_exit_ms=%.3f teardown_ms=%.3f total_ms=%.3f\n",
                ms(options.start_ns, run.timings.first_kvm_run_ns),
                ms(run.timings.first_kvm_run_ns, run.timings.boot_timer_ns), ms(init_ns, exec_ns),
-               ms(received_ns, exec_ns), ms(run.timings.boot_timer_ns + (exec_ns - init_ns), exited_ns),
+               ms(received_ns, exec_ns), ms(exec_host_ns, exited_ns),
                ms(exited_ns, done_ns), ms(options.start_ns, done_ns));
 }
 
@@ -168,6 +189,18 @@ std::string how_the_vm_ended(const Result<RunResult>& run) {
   if (tail.size() > 300) tail = tail.substr(tail.size() - 300);
   if (!tail.empty()) how += "; console ends: " + std::string(tail);
   return how + ")";
+}
+
+// With --template: the snapshot of the template of this VM's shape (made on first use),
+// for the VM to resume instead of booting.
+Result<std::filesystem::path> template_for(const Paths& paths, const VmSpec& spec) {
+  if (!spec.shares.empty())
+    return make_error(Errc::unsupported, "--template: a container with host directories or files mounted (virtio-fs) "
+                                         "cannot start from a template; leave --template out");
+  TemplateShape shape{spec.memory_mib, spec.cpus, {}, spec.nets.size()};
+  for (const auto& disk : spec.disks) shape.read_only_disks.push_back(disk.read_only);
+  return ensure_template(paths.root / "templates", shape,
+                         [](const std::string& line) { std::fprintf(stderr, "hyper: %s\n", line.c_str()); });
 }
 
 struct VmmSetup {
@@ -209,6 +242,11 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   spec.start_ns = options.start_ns;
   spec.seccomp = container.config.seccomp;
   spec.seccomp_report_fd = violation.get();
+  if (container.config.from_template) {
+    auto snapshot = template_for(paths, spec);
+    if (!snapshot.ok()) return {125, snapshot.error().message};
+    spec.restore_from = *snapshot;
+  }
   if (setup.jailed) {
     spec.before_run = [&]() -> Status {
       const std::string how = HYPER_TRY(enter_jail(container.dir));
@@ -231,6 +269,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
     return {code, message};
   }
   const Json& started = *reply;
+  const uint64_t reply_ns = now_ns();
   options.on_started(0, "");
   const bool started_ok = true;
   if (options.attach && container.config.tty) raw.emplace();
@@ -248,7 +287,7 @@ Ended run_vm(const Paths& paths, const Container& container, const MonitorOption
   vm.agent().close_write();
   auto run = vm.wait(5000);
   raw.reset();
-  if (options.print_timings && run.ok()) print_timings(options, *run, started, exited_ns, now_ns());
+  if (options.print_timings && run.ok()) print_timings(options, *run, started, reply_ns, exited_ns, now_ns());
   if (outcome.status) return {*outcome.status, "", started_ok};
   return {137, outcome.error + how_the_vm_ended(run), started_ok};
 }

@@ -93,6 +93,7 @@ Result<RunFlags> parse_run_flags(const std::vector<std::string>& args) {
       ("interactive,i", po::bool_switch(&out.interactive))
       ("tty,t", po::bool_switch(&out.tty))
       ("rm", po::bool_switch(&out.remove))
+      ("template", po::bool_switch(&out.from_template))
       ("name", po::value<std::string>())
       ("env,e", po::value<std::vector<std::string>>(&out.env)->composing())
       ("env-file", po::value<std::vector<std::string>>(&out.env_files)->composing())
@@ -324,6 +325,7 @@ Result<runtime::ContainerConfig> container_config(const RunFlags& flags, const r
   config.memory_mib = flags.memory.empty() ? 256 : HYPER_TRY(parse_memory(flags.memory));
   config.stop_signal = image.config.stop_signal;
   config.seccomp = flags.seccomp;
+  config.from_template = flags.from_template;
   if (flags.tap) config.network = HYPER_TRY(parse_tap(*flags.tap));
   config.net = HYPER_TRY(network_config(flags, image));
   config.mounts = HYPER_TRY(mounts_config(flags));

@@ -29,6 +29,7 @@ struct RunFlags {
   std::string cpus = "1";
   std::string memory;
   bool seccomp = true;  // --security-opt seccomp=unconfined turns the VMM's filters off
+  bool from_template = false;  // --template
   std::string image;
   std::vector<std::string> command;
 };

@@ -63,7 +63,7 @@ VmSession::~VmSession() {
 }
 
 Result<std::unique_ptr<VmSession>> VmSession::boot(const VmSpec& spec, int ready_timeout_ms) {
-  const GuestArtifacts artifacts = HYPER_TRY(find_guest_artifacts());
+  const GuestArtifacts artifacts = spec.restore_from.empty() ? HYPER_TRY(find_guest_artifacts()) : GuestArtifacts{};
   // A jailed VMM must hold no directory fd from outside its root: it would lead back out.
   UniqueFd dir_fd;
   if (!spec.sockets_in_cwd) {
@@ -74,9 +74,13 @@ Result<std::unique_ptr<VmSession>> VmSession::boot(const VmSpec& spec, int ready
   UniqueFd listener = HYPER_TRY(listen_unix(vsock_path + "_" + std::to_string(agent::kBootPort)));
 
   MachineConfig config;
-  config.kernel = artifacts.kernel;
-  config.initrd = artifacts.initrd;
-  config.extra_cmdline = kGuestCmdline;
+  if (spec.restore_from.empty()) {
+    config.kernel = artifacts.kernel;
+    config.initrd = artifacts.initrd;
+    config.extra_cmdline = kGuestCmdline;
+  }
+  config.restore_from = spec.restore_from.string();
+  config.snapshots = spec.snapshots;
   config.vcpus = spec.cpus;
   config.memory_mib = spec.memory_mib;
   config.rng = true;

@@ -38,6 +38,10 @@ struct VmSpec {
   // Called once the machine has opened everything it needs (KVM, tap, disks, kernel,
   // sockets) and before it starts a thread: where the monitor enters its jail.
   std::function<Status()> before_run = [] { return Status{}; };
+  // A template's snapshot to resume instead of booting (runtime/template/): its memory
+  // and vCPUs are the template's; the agent reconnects and says "ready" again.
+  std::filesystem::path restore_from;
+  bool snapshots = false;  // save() may be called (a template being made)
 };
 
 // Unlinks the sockets a session in `dir` bound, for a VMM that could not (jailed, it sees
@@ -55,6 +59,8 @@ class VmSession {
   AgentConnection& agent() { return *agent_; }
   // Readable once the VM has stopped.
   [[nodiscard]] int stopped_fd() const { return stopped_.fd(); }
+  // Pauses the VM and saves it to `path` (VmSpec::snapshots), then resumes it.
+  [[nodiscard]] Status save(const std::filesystem::path& path) { return machine_->snapshot(path.string()); }
   // Waits for the VM to power off; after `timeout_ms` it is stopped.
   Result<RunResult> wait(int timeout_ms);
   void stop();

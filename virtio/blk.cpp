@@ -31,7 +31,7 @@ Result<std::shared_ptr<Blk>> Blk::open(const BlkOptions& options) {
   BlkOptions opened = options;
   opened.io_thread = options.io_thread || network;
   const uint64_t sectors = backend->size_bytes() / kSectorSize;
-  if (sectors == 0) return make_error(Errc::invalid_argument, "disk " + options.path + " is smaller than one sector");
+  if (sectors == 0 && !options.empty_allowed) return make_error(Errc::invalid_argument, "disk " + options.path + " is smaller than one sector");
   return std::shared_ptr<Blk>(new Blk(std::move(backend), sectors, std::move(opened)));
 }
 

@@ -19,6 +19,9 @@ struct BlkOptions {
   // NBD only: how long connecting, and each request, may take before the disk gives the
   // server up (every later request then fails at once: the guest sees I/O errors).
   uint32_t network_timeout_ms = 30000;
+  // An image under one sector is refused, unless it stands in for a disk that a restore
+  // will put there (a VM template's): the guest then sees a disk of size 0 until then.
+  bool empty_allowed = false;
   // Gets a line when a network disk's server goes away (the machine passes its log).
   std::function<void(const std::string&)> log = [](const std::string&) {};
 };

@@ -256,7 +256,8 @@ Status ContainerNetwork::resolve_links(const ContainerStore& containers) {
 }
 
 Json ContainerNetwork::guest_network() const {
-  Json interface = {{"name", "eth0"}, {"address", state_.address}, {"gateway", state_.gateway}};
+  // The MAC too: a VM restored from a template has the template's until told.
+  Json interface = {{"name", "eth0"}, {"address", state_.address}, {"gateway", state_.gateway}, {"mac", state_.mac}};
   std::vector<std::string> hosts = hosts_;
   hosts.insert(hosts.end(), container_.config.net.extra_hosts.begin(), container_.config.net.extra_hosts.end());
   return {{"interfaces", Json::array({interface})},

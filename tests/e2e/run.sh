@@ -25,6 +25,10 @@
 #              rootfs build (HYPER_CRASH_AT), and of a --rm container's VMM: the next
 #              command repairs the state (leftovers swept, names freed, disks rebuilt,
 #              orphan blobs pruned) or reports it
+#   template   --template: the first run makes the VM template (once per shape), later
+#              runs restore it; two restores differ in random bytes, hostname, MAC and
+#              address, and have the host's time; exit status, exec, stop and a writable
+#              layer work as in a booted VM; a bind mount is refused
 #   jail       the VMM's jail, seen from the host: its own mnt/pid/ipc/uts/net namespaces
 #              (PID 1 there), no capabilities, no_new_privs, rlimits, a root holding only
 #              the container's directory (read-only), its cgroup (a cgroup2 mount of the
@@ -236,6 +240,50 @@ case $group in
     expect_rc 125; expect_err "prefix length"
     step=missing-tap; hn run --rm --tap nosuchtap,ip=10.0.2.15/24 busybox true
     expect_rc 125; expect_err "nosuchtap"
+    ;;
+
+  template)
+    load_busybox
+    templates() { ls "$HYPER_ROOT"/templates/*/vm.snap 2>/dev/null | wc -l; }
+    step=first; h run --rm --template --network none busybox sh -c 'echo ok; exit 3'
+    expect_rc 3; expect_out_exactly ok; expect_err "made VM template"
+    [ "$(templates)" -eq 1 ] || fail "expected one template, found $(templates)"
+    probe='head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n"; echo; hostname; date +%s; cat /sys/class/net/eth0/address; ip -4 -o addr show eth0 | awk "{print \$4}"'
+    # One restore stays up while the other runs: they are on the network at once.
+    step=identity-1; h run -d --rm --template --name first busybox sh -c "$probe; sleep 600"
+    expect_rc 0
+    wait_for sh -c "'$hyper' logs first | grep -q /" || fail "the first restored container printed nothing"
+    "$hyper" logs first >"$work/first" 2>&1
+    mapfile -t seen_1 <"$work/first"
+    step=identity-2; h run --rm --template busybox sh -c "$probe"
+    expect_rc 0; grep -q "made VM template" "$work/err" && fail "the template was made again"
+    mapfile -t seen_2 <"$work/out"
+    h rm -f first; expect_rc 0
+    [ "$(templates)" -eq 2 ] || fail "a NIC makes another shape: expected two templates, found $(templates)"
+    step=identity
+    [ "${seen_1[0]}" != "${seen_2[0]}" ] && [ ${#seen_1[0]} -eq 32 ] || fail "two restores read the same random bytes: ${seen_1[0]}"
+    [ "${seen_1[1]}" != "${seen_2[1]}" ] || fail "two restores have one hostname: ${seen_1[1]}"
+    [ "${seen_1[3]}" != "${seen_2[3]}" ] || fail "two restores have one MAC: ${seen_1[3]}"
+    [ "${seen_1[4]}" != "${seen_2[4]}" ] || fail "two restores have one address: ${seen_1[4]}"
+    # The MAC is the endpoint's (02:42 and the address), not the template's random one.
+    for seen in "${seen_1[3]} ${seen_1[4]}" "${seen_2[3]} ${seen_2[4]}"; do
+      set -- $seen
+      IFS=./ read -r a b c d _ <<<"$2"
+      [ "$1" = "$(printf '02:42:%02x:%02x:%02x:%02x' "$a" "$b" "$c" "$d")" ] || fail "MAC $1 is not the endpoint's for $2"
+    done
+    skew=$(($(date +%s) - seen_2[2]))
+    [ "${skew#-}" -le 30 ] || fail "the restored guest's clock is off by ${skew} s"
+    step=detached; h run -d --template --network none --name tpl busybox sh -c 'echo data >/kept; echo started; sleep 600'
+    expect_rc 0
+    wait_for sh -c "'$hyper' logs tpl | grep -q started" || fail "the restored container never started"
+    step=exec; h exec tpl cat /kept; expect_rc 0; expect_out_exactly data
+    step=stop; h stop -t 2 tpl; expect_rc 0
+    h inspect tpl; expect_rc 0; expect_out '"ExitCode": 143'
+    step=start; h start tpl; expect_rc 0
+    wait_for sh -c "'$hyper' exec tpl cat /kept | grep -q data" || fail "the writable layer did not survive a restart"
+    h rm -f tpl; expect_rc 0
+    step=bind; h run --rm --template --network none -v "$work:/mnt" busybox true
+    expect_rc 125; expect_err "cannot start from a template"
     ;;
 
   agent)
