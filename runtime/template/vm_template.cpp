@@ -74,7 +74,10 @@ Status make_template(const std::filesystem::path& dir, const TemplateShape& shap
 
 Result<std::string> template_key(const TemplateShape& shape) {
   const GuestArtifacts guest = HYPER_TRY(find_guest_artifacts());
-  std::string description = "format=" + std::to_string(kTemplateFormat) + " kernel=" + HYPER_TRY(file_identity(guest.kernel)) +
+  // The VMM is this program: a rebuilt one may save devices differently.
+  auto vmm = file_identity("/proc/self/exe");
+  std::string description = "format=" + std::to_string(kTemplateFormat) + " vmm=" + (vmm.ok() ? *vmm : "unknown") +
+                            " kernel=" + HYPER_TRY(file_identity(guest.kernel)) +
                             " initrd=" + HYPER_TRY(file_identity(guest.initrd)) + " cmdline=" + kGuestCmdline +
                             " memory=" + std::to_string(shape.memory_mib) + " cpus=" + std::to_string(shape.cpus) +
                             " nets=" + std::to_string(shape.nets) + " disks=";
