@@ -180,6 +180,20 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
   ++rejected_;
 }
 
+// What a driver could never have reached through the registers, which refuse it: a
+// restored state is held to the same rules.
+std::optional<std::string> MmioTransport::impossible_state_locked() const {
+  if (status_ & ~0xcfu) return "has reserved status bits";
+  if ((status_ & kStatusDriverOk) && !(status_ & kStatusFeaturesOk)) return "is DRIVER_OK without FEATURES_OK";
+  if ((status_ & kStatusFeaturesOk) && !features_acceptable()) return "has features its device does not offer";
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    const QueueState& q = queues_[i];
+    if (q.size > q.max_size || (q.size & (q.size - 1)) || (q.ready && q.size == 0))
+      return "has queue " + std::to_string(i) + " of an impossible size";
+  }
+  return std::nullopt;
+}
+
 bool MmioTransport::features_acceptable() const {
   const uint64_t offered = device_->device_features();
   return (driver_features_ & kFeatureVersion1) && !(driver_features_ & ~offered);
@@ -297,8 +311,10 @@ Status MmioTransport::restore(std::span<const uint8_t> bytes, const std::string&
   }
   const auto positions = HYPER_TRY(d.get_vector<QueuePosition>());
   HYPER_CHECK(d.finish());
-  if (driver_features_ & ~device_->device_features())
-    return make_error(Errc::invalid_argument, "snapshot: " + what + "'s driver accepted features this device lacks");
+  if (auto impossible = impossible_state_locked()) {
+    reset_locked();
+    return make_error(Errc::invalid_argument, "snapshot: " + what + " " + *impossible);
+  }
   const bool live = (status_ & kStatusDriverOk) && !(status_ & (kStatusNeedsReset | kStatusFailed));
   const bool raised = interrupt_status_ != 0;
   if (!live) {

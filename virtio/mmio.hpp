@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,7 @@ class MmioTransport final : public BusDevice {
   void write_register(uint64_t offset, uint32_t value);
   void write_status(uint32_t value);
   bool features_acceptable() const;
+  [[nodiscard]] std::optional<std::string> impossible_state_locked() const;
   // The queues as the driver set them up, for the device at DRIVER_OK.
   Result<Activation> activation_locked();
   void enter_needs_reset();

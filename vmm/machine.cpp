@@ -178,10 +178,12 @@ class DeviceThread {
     thread_ = std::thread([this, name, &filter, &exits, &gate] {
       ::pthread_setname_np(::pthread_self(), ("hyper-" + name).c_str());
       if (!confine(filter, name, exits)) return;
-      while (!stopping_.load()) {
-        const Status ran = loop_.run_until([this, &gate] { return stopping_.load() || gate.closed(); });
+      // The VM's end counts too: a disk must not write after a snapshot that stops it.
+      const auto ending = [this, &exits] { return stopping_.load() || exits.stopping(); };
+      while (!ending()) {
+        const Status ran = loop_.run_until([&] { return ending() || gate.closed(); });
         if (!ran) exits.report({ExitKind::error, 1, ran.error().message});
-        if (!ran || stopping_.load()) return;
+        if (!ran || ending()) return;
         gate.park();
       }
     });

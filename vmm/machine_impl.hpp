@@ -105,8 +105,9 @@ struct Machine::Impl {
   void serve_snapshot_request();                     // event loop
   void fail_snapshot_requests();                     // event loop, once it stopped
   void snapshot_on_signal();                         // event loop: SIGUSR2
-  // Pauses the running machine, saves it to `path`, resumes it (event loop).
-  Status snapshot(const std::string& path);
+  // Pauses the running machine and saves it to `path` (event loop); then stops it, or
+  // resumes it.
+  Status snapshot(const std::string& path, bool then_stop);
   Status save_snapshot(const std::string& path);
   // Puts a snapshot's state into this machine, created with the snapshot's shape and
   // not yet run.

@@ -95,7 +95,7 @@ void Machine::Impl::serve_snapshot_request() {
     std::lock_guard lock(snapshot_mutex);
     requests.swap(pending_snapshots);
   }
-  for (auto& r : requests) r.done.set_value(snapshot(r.path));
+  for (auto& r : requests) r.done.set_value(snapshot(r.path, false));
 }
 
 void Machine::Impl::fail_snapshot_requests() {
@@ -111,18 +111,17 @@ void Machine::Impl::snapshot_on_signal() {
     return;
   }
   const auto started = std::chrono::steady_clock::now();
-  const Status saved = snapshot(config.snapshot_path);
+  const Status saved = snapshot(config.snapshot_path, config.stop_after_snapshot);
   if (!saved) {
     config.log("snapshot failed: " + saved.error().message);
     return;
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   config.log("saved a snapshot to " + config.snapshot_path + " in " + std::to_string(ms.count()) + " ms");
-  if (config.stop_after_snapshot)
-    exits.report({ExitKind::snapshot, 0, "saved a snapshot to " + config.snapshot_path + " and stopped"});
 }
 
-Status Machine::Impl::snapshot(const std::string& path) {
+Status Machine::Impl::snapshot(const std::string& path, bool then_stop) {
+  if (exits.stopping()) return make_error(Errc::invalid_argument, "the machine is stopping: nothing to snapshot");
   if (!config.snapshots)
     return make_error(Errc::invalid_argument, "this machine was created without snapshots enabled (--snapshot PATH)");
   for (const auto& k : kicks) {
@@ -131,12 +130,19 @@ Status Machine::Impl::snapshot(const std::string& path) {
                                                " device's queues are served by another process: it cannot be saved");
   }
   gate.close();
+  // Opened on every way out, exceptions included: parked threads wait for it.
+  struct Reopen {
+    PauseGate& gate;
+    ~Reopen() { gate.open(); }
+  } reopen{gate};
   kick_threads();
-  Status saved = gate.wait_parked(parking_threads, kPausePatience)
-                     ? save_snapshot(path)
-                     : Status(make_error(Errc::io, "the machine's threads did not pause within 5 s"));
-  gate.open();
-  return saved;
+  if (!gate.wait_parked(parking_threads, kPausePatience))
+    return make_error(Errc::io, "the machine's threads did not pause within 5 s");
+  HYPER_CHECK(save_snapshot(path));
+  // Before the threads go on: not one more guest instruction or disk write after the
+  // memory that was saved.
+  if (then_stop) exits.report({ExitKind::snapshot, 0, "saved a snapshot to " + path + " and stopped"});
+  return {};
 }
 
 Status Machine::Impl::save_snapshot(const std::string& path) {
@@ -186,6 +192,10 @@ Status Machine::Impl::restore(const snapshot::Reader& reader, const MachineShape
   for (const auto& vcpu : vcpus) {
     const auto bytes = HYPER_TRY(reader.section(snapshot::SectionKind::vcpu, vcpu.id()));
     const auto state = HYPER_TRY(VcpuState::decode(bytes, vcpu.id()));
+    // KVM_SET_XSAVE reads this host's XSAVE size from the buffer, whatever its length.
+    if (state.xsave.size() < xsave_bytes)
+      return bad_snapshot("vCPU " + std::to_string(vcpu.id()) + "'s XSAVE area has " + std::to_string(state.xsave.size()) +
+                          " bytes, this host's has " + std::to_string(xsave_bytes));
     HYPER_CHECK(state.apply(vcpu));
   }
   snapshot::Decoder chips(HYPER_TRY(reader.section(snapshot::SectionKind::irqchip)), "irqchip");

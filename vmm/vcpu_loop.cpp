@@ -67,13 +67,27 @@ std::optional<VmExit> dispatch_exit(const Vcpu& vcpu, kvm_run& run, VcpuContext&
 void ignore_signal(int) {}
 
 // KVM finishes a port or MMIO exit (an IN's value into RAX, the RIP past the instruction)
-// only on the next KVM_RUN; with immediate_exit set, that run completes it and returns at
-// once. Only then is the vCPU's state whole enough to save.
-void park(const Vcpu& vcpu, PauseGate& gate) {
+// only on the next KVM_RUN; with immediate_exit set, that run completes it and returns
+// EINTR at once, or, when completing it needs us again (an access split in two, a string
+// I/O going on), returns with that exit to serve first. Only after EINTR is the vCPU's
+// state whole enough to save. False when an exit served here ended the VM.
+bool park(const Vcpu& vcpu, VcpuContext& ctx) {
   request_immediate_exit(vcpu);
-  (void)vcpu.run();
-  gate.park();
+  for (;;) {
+    const int err = vcpu.run();
+    if (err == EINTR || err == EAGAIN) break;
+    if (err) {
+      ctx.exits.report({ExitKind::error, 1, "KVM_RUN failed on vCPU " + std::to_string(vcpu.id()) + ": " + std::strerror(err)});
+      return false;
+    }
+    if (auto end = dispatch_exit(vcpu, *vcpu.run_state(), ctx)) {
+      ctx.exits.report(std::move(*end));
+      return false;
+    }
+  }
+  ctx.gate->park();
   std::atomic_ref<uint8_t>(vcpu.run_state()->immediate_exit).store(0, std::memory_order_release);
+  return true;
 }
 
 }  // namespace
@@ -115,7 +129,7 @@ void run_vcpu(const Vcpu& vcpu, VcpuContext& ctx) noexcept {
   ctx.first_run_ns.compare_exchange_strong(unset, monotonic_ns(), std::memory_order_relaxed);
   while (!ctx.exits.stopping()) {
     if (ctx.gate && ctx.gate->closed()) {
-      park(vcpu, *ctx.gate);
+      if (!park(vcpu, ctx)) return;
       continue;
     }
     const int err = vcpu.run();

@@ -1,8 +1,10 @@
 #include "runtime/template/vm_template.hpp"
 
+#include <cpuid.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
 #include <chrono>
 
@@ -19,6 +21,17 @@ namespace {
 constexpr int kTemplateFormat = 1;
 constexpr int kBootTimeoutMs = 120'000;
 constexpr const char* kSnapshotName = "vm.snap";
+
+// The host a snapshot's vCPU state fits: its kernel (KVM's MSR list, XSAVE layout) and its
+// CPU (model and features the guest kernel saw at boot).
+std::string host_identity() {
+  utsname names{};
+  std::string text = ::uname(&names) == 0 ? names.release : "unknown";
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+    text += " cpu=" + std::to_string(eax) + "/" + std::to_string(ecx) + "/" + std::to_string(edx);
+  return text;
+}
 
 Result<std::string> file_identity(const std::string& path) {
   struct stat st {};
@@ -76,7 +89,8 @@ Result<std::string> template_key(const TemplateShape& shape) {
   const GuestArtifacts guest = HYPER_TRY(find_guest_artifacts());
   // The VMM is this program: a rebuilt one may save devices differently.
   auto vmm = file_identity("/proc/self/exe");
-  std::string description = "format=" + std::to_string(kTemplateFormat) + " vmm=" + (vmm.ok() ? *vmm : "unknown") +
+  std::string description = "format=" + std::to_string(kTemplateFormat) + " host=" + host_identity() +
+                            " vmm=" + (vmm.ok() ? *vmm : "unknown") +
                             " kernel=" + HYPER_TRY(file_identity(guest.kernel)) +
                             " initrd=" + HYPER_TRY(file_identity(guest.initrd)) + " cmdline=" + kGuestCmdline +
                             " memory=" + std::to_string(shape.memory_mib) + " cpus=" + std::to_string(shape.cpus) +

@@ -22,9 +22,9 @@ struct TemplateShape {
   size_t nets = 0;                    // virtio-net NICs
 };
 
-// What identifies a template: the shape, and the VMM (this program), the guest's kernel
-// and its init as files (path, size, modification time), hashed. A rebuilt one of them
-// makes a new template.
+// What identifies a template: the shape; the host's kernel release and CPU signature; and
+// the VMM (this program), the guest's kernel and its init as files (path, size,
+// modification time); hashed. A change to any of them makes a new template.
 Result<std::string> template_key(const TemplateShape& shape);
 
 // The template snapshot for `shape` under `templates_dir`, made first when there is

@@ -197,6 +197,32 @@ TEST_CASE("snapshot: a device restored onto other backing tells its driver to re
   CHECK(::read(after.irq_fd, &raised, sizeof raised) == sizeof raised);
 }
 
+TEST_CASE("snapshot: a transport state the registers would have refused is refused on restore") {
+  GuestMemory memory = small_memory();
+  Transport before(memory);
+  before.bring_up();
+  before.device->positions = {{0, 0, 0}};
+  const std::vector<uint8_t> saved = before.mmio.save();
+  // The layout: type, queue count, status, three selectors, features (8), interrupt
+  // status, config generation; then queue 0's size.
+  constexpr size_t kStatusAt = 8, kQueueSizeAt = 40;
+  auto patched = [&](size_t at, uint16_t value) {
+    std::vector<uint8_t> bytes = saved;
+    std::memcpy(bytes.data() + at, &value, sizeof value);
+    return bytes;
+  };
+  Transport oversized(memory);
+  CHECK(mentions(oversized.mmio.restore(patched(kQueueSizeAt, 512), "virtio device 1").error().message, "impossible size"));
+  CHECK(oversized.device->activations == 0);
+  CHECK(oversized.rd(0x070) == 0);
+  Transport odd(memory);
+  CHECK(mentions(odd.mmio.restore(patched(kQueueSizeAt, 6), "virtio device 1").error().message, "impossible size"));
+  Transport reserved(memory);
+  CHECK(mentions(reserved.mmio.restore(patched(kStatusAt, 0x1f), "virtio device 1").error().message, "reserved"));
+  Transport early(memory);
+  CHECK(mentions(early.mmio.restore(patched(kStatusAt, 0x07), "virtio device 1").error().message, "without FEATURES_OK"));
+}
+
 TEST_CASE("snapshot: an inactive transport is restored without activating its device") {
   GuestMemory memory = small_memory();
   Transport before(memory);
