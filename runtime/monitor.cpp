@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -24,6 +23,7 @@
 #include "runtime/crash_point.hpp"
 #include "runtime/dir_socket.hpp"
 #include "runtime/disk_images.hpp"
+#include "runtime/image_blobs.hpp"
 #include "runtime/image_store.hpp"
 #include "runtime/jail/jail.hpp"
 #include "runtime/log_file.hpp"
@@ -66,13 +66,8 @@ Json rootfs_json(const ContainerConfig& config, bool scratch_disk, const std::st
 // Fresh randomness and the time for the guest (docs/agent-protocol.md, "identity"): what
 // keeps VMs restored from one template from sharing a random pool or a stale clock.
 Json identity_json() {
-  uint8_t entropy[64];
   Json identity = {{"realtime_ns", realtime_ns()}};
-  if (::getrandom(entropy, sizeof entropy, 0) != static_cast<ssize_t>(sizeof entropy)) return identity;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (const uint8_t byte : entropy) hex += {kHex[byte >> 4], kHex[byte & 15]};
-  identity["entropy"] = hex;
+  if (auto entropy = blobs::random_hex(64); entropy.ok()) identity["entropy"] = *entropy;
   return identity;
 }
 
