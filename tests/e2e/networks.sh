@@ -109,9 +109,11 @@ case $group in
 
     # The resolver's forwarding: a DNS server of the test's in the client namespace answers
     # every A query with 192.0.2.99; the container names it with --dns.
-    ip netns exec "$client" python3 "$repo/tests/e2e/fake-dns" 192.0.2.2 192.0.2.99 &
+    ip netns exec "$client" python3 "$repo/tests/e2e/fake-dns" 192.0.2.2 192.0.2.99 >"$work/fake-dns" 2>&1 &
     fake=$!
-    sleep 1
+    for _ in $(seq 100); do grep -q listening "$work/fake-dns" && break; kill -0 $fake 2>/dev/null || break; sleep 0.1; done
+    grep -q listening "$work/fake-dns" ||
+      fail "the test's DNS server did not start: $(cat "$work/fake-dns"); the client namespace has: $(ip -n "$client" -br addr)"
     step=forward; h run --rm --network front --dns 192.0.2.2 --dns-search example.test busybox sh -c \
       'nslookup far.away.test; cat /etc/resolv.conf'
     expect_rc 0; expect_out "^Address:[[:space:]]*192.0.2.99$"; expect_out "search example.test"; expect_out "nameserver 10\.\|nameserver 172\."
