@@ -434,4 +434,4 @@ case $case in
     exit 2
     ;;
 esac
-echo "PASS [$case]"
+echo "PASS [$case] (${SECONDS} s)"

@@ -32,7 +32,7 @@ fail() {
 step=setup
 # h ARGS...: runs hyper with a time bound; stdout/stderr in $work/out and $work/err, status in $rc.
 h() {
-  echo "[$group/$step] hyper $*" >&2
+  echo "[$group/$step +${SECONDS}s] hyper $*" >&2
   timeout 150 "$hyper" "$@" >"$work/out" 2>"$work/err" </dev/null
   rc=$?
   [ "$rc" -ne 124 ] || fail "hyper $* did not finish within 150 s"
