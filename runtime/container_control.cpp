@@ -174,10 +174,13 @@ Status stop_container(const ContainerStore& store, const Container& container, i
       if (after.state.status != ContainerStatus::running) return {};
     }
   }
-  // The agent is unreachable or ignored us: end the VM by ending its monitor.
+  // The agent is unreachable or ignored us: end the VM by ending its monitor, and undo
+  // what the monitor would have undone on its way out (a stopped container holds no
+  // port, rule or lease).
   if (monitor_alive(container.state)) ::kill(container.state.pid, SIGKILL);
   auto after = HYPER_TRY(wait_until_exited(store, container.id, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
   if (after.state.status == ContainerStatus::running) return make_error(Errc::io, "container " + container.id + " did not stop");
+  store.release_killed_monitor_leftovers(after, false);
   return {};
 }
 

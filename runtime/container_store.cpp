@@ -613,6 +613,12 @@ std::optional<FileLock> ContainerStore::wait_for_watchers(const Container& conta
   return std::nullopt;
 }
 
+// What a killed monitor left on the host; its own end undoes it otherwise.
+void ContainerStore::release_killed_monitor_leftovers(const Container& container, bool removed) const {
+  remove_leftover_cgroup(container);
+  (void)net::release_container_network(Paths{dir_.parent_path()}, container.id, removed);
+}
+
 Status ContainerStore::remove(const Container& container) const {
   // Renamed away first, so readers see the container whole or not at all; under the
   // names lock, so its name is free exactly when the container is gone.
@@ -629,9 +635,7 @@ Status ContainerStore::remove(const Container& container) const {
       if (owner.ok() && *owner == container.id) ::unlink(link.c_str());
     }
   }
-  remove_leftover_cgroup(container);
-  // What a killed monitor left on the host; its own end undoes it otherwise.
-  (void)net::release_container_network(Paths{dir_.parent_path()}, container.id, true);
+  release_killed_monitor_leftovers(container, true);
   crash_point("container-unlisted");
   return remove_tree(doomed);
 }

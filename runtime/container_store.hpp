@@ -150,6 +150,9 @@ class ContainerStore {
   [[nodiscard]] std::optional<FileLock> wait_for_watchers(const Container& container) const;
   // Deletes the directory and the name; the caller has made sure it is not running.
   Status remove(const Container& container) const;
+  // Undoes on the host what a monitor killed with SIGKILL could not: its cgroup, and its
+  // network's rules and lease (`removed`: the container is going away for good).
+  void release_killed_monitor_leftovers(const Container& container, bool removed) const;
 
  private:
   explicit ContainerStore(std::filesystem::path dir) : dir_(std::move(dir)) {}

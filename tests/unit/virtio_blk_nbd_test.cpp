@@ -74,6 +74,12 @@ class NbdServer {
     return lines;
   }
   void signal(int sig) const { ::kill(pid_, sig); }
+  // SIGSTOP lands when each thread next runs: under load, later than kill() returns.
+  void pause_until_stopped() const {
+    signal(SIGSTOP);
+    for (int i = 0; i < 500 && !all_threads_stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE_MESSAGE(all_threads_stopped(), "nbdkit did not stop within 5 s of SIGSTOP");
+  }
   void stop(int sig) {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGCONT);
@@ -85,6 +91,19 @@ class NbdServer {
  private:
   std::string dir_, socket_;
   pid_t pid_ = -1;
+
+  [[nodiscard]] bool all_threads_stopped() const {
+    const std::filesystem::path tasks = "/proc/" + std::to_string(pid_) + "/task";
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const auto end_of_name = line.rfind(')');
+      if (end_of_name == std::string::npos || end_of_name + 2 >= line.size() || line[end_of_name + 2] != 'T') return false;
+    }
+    return !ec;
+  }
 };
 
 const DescriptorChain kRead{0, {{kHeader, 16}}, {{kData, 512}, {kData + 0x1000, 512}, {kStatus, 1}}};
@@ -181,7 +200,7 @@ TEST_CASE("virtio-blk on NBD: a server that stops answering fails the request af
   std::vector<std::string> log;
   auto blk = Blk::open(nbd_disk(server, &log, 400)).value();
   Guest g;
-  server.signal(SIGSTOP);
+  server.pause_until_stopped();
   const uint64_t start = monotonic_ns();
   g.header(0, 3);
   blk->serve(g.memory, kRead);
