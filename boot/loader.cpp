@@ -1,8 +1,6 @@
 #include "boot/loader.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
+#include "boot/boot_file.hpp"
 #include "boot/cpu_state.hpp"
 #include "boot/e820.hpp"
 #include "boot/mptable.hpp"
@@ -12,24 +10,8 @@
 namespace hyper::boot {
 namespace {
 
-struct OpenFile {
-  UniqueFd fd;
-  uint64_t size;
-};
-
-Result<OpenFile> open_regular_file(const std::string& path, const char* role) {
-  // O_NONBLOCK: a FIFO given as a kernel would otherwise block open() forever.
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return Error::from_errno(std::string(role) + " " + path);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) < 0) return Error::from_errno(std::string(role) + " " + path);
-  if (!S_ISREG(st.st_mode)) return make_error(Errc::invalid_argument, std::string(role) + " " + path + " is not a regular file");
-  if (st.st_size == 0) return make_error(Errc::bad_image, std::string(role) + " " + path + " is empty");
-  return OpenFile{std::move(fd), static_cast<uint64_t>(st.st_size)};
-}
-
 // Parses through a read-only mapping: only the pages holding headers are ever read.
-Result<KernelImage> parse_kernel_file(const OpenFile& file, const std::string& path) {
+Result<KernelImage> parse_kernel_file(const BootFile& file, const std::string& path) {
   auto view = HYPER_TRY(Mapping::read_only_file(file.fd.get(), file.size));
   auto parsed = parse_kernel({view.data(), view.size()});
   if (!parsed) return make_error(Errc::bad_image, path + ": " + parsed.error().message);
@@ -58,7 +40,7 @@ Status load_segments(const GuestMemory& memory, const KernelImage& kernel, int f
 }  // namespace
 
 Result<KernelImage> load_boot_image(const GuestMemory& memory, const BootRequest& request) {
-  auto file = HYPER_TRY(open_regular_file(request.kernel_path, "kernel"));
+  auto file = HYPER_TRY(open_boot_file(request.kernel_path, "kernel"));
   KernelImage kernel = HYPER_TRY(parse_kernel_file(file, request.kernel_path));
   HYPER_CHECK(load_segments(memory, kernel, file.fd.get(), request.kernel_path));
   if (!memory.contains(layout::kHighMemoryStart, kernel.kernel_end - layout::kHighMemoryStart)) {
@@ -69,7 +51,7 @@ Result<KernelImage> load_boot_image(const GuestMemory& memory, const BootRequest
 
   std::optional<InitrdLocation> initrd;
   if (request.initrd_path) {
-    auto initrd_file = HYPER_TRY(open_regular_file(*request.initrd_path, "initrd"));
+    auto initrd_file = HYPER_TRY(open_boot_file(*request.initrd_path, "initrd"));
     const uint64_t gpa = HYPER_TRY(place_initrd(memory, kernel, initrd_file.size));
     HYPER_CHECK(memory.load_from_fd(gpa, initrd_file.fd.get(), 0, initrd_file.size));
     initrd = InitrdLocation{gpa, initrd_file.size};

@@ -23,6 +23,7 @@ namespace hyper::devices {
 
 class Serial final : public BusDevice {
  public:
+  static constexpr uint64_t kRegisterCount = 8;  // one byte apart: ports, or MMIO with reg-shift 0
   static constexpr size_t kTailBytes = 16 * 1024;
   static constexpr size_t kRxFifoBytes = 16;         // loopback: a 16550A FIFO
   static constexpr size_t kInputBufferBytes = 4096;  // host input not yet read by the guest

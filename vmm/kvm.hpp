@@ -15,15 +15,17 @@
 
 namespace hyper {
 
-// The PVM hypervisor exposes this MSR; its presence tells us /dev/kvm is PVM, which
-// can only run guest kernels built with CONFIG_PVM_GUEST.
-inline constexpr uint32_t kMsrPvmVcpuStruct = 0x4b564df1;
-
 class Vcpu;
 class Vm;
 class Kvm;
 
+#if defined(__x86_64__)
+// The PVM hypervisor exposes this MSR; its presence tells us /dev/kvm is PVM, which
+// can only run guest kernels built with CONFIG_PVM_GUEST.
+inline constexpr uint32_t kMsrPvmVcpuStruct = 0x4b564df1;
+
 [[nodiscard]] bool host_kvm_is_pvm(const Kvm& kvm);
+#endif
 
 class Kvm {
  public:
@@ -32,22 +34,30 @@ class Kvm {
 
   [[nodiscard]] int fd() const { return fd_.get(); }
   [[nodiscard]] int check_extension(long cap) const;
-  [[nodiscard]] Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
-  // Fetched once at open(): both PVM detection and every vCPU's set-up need it.
-  [[nodiscard]] const std::vector<uint32_t>& msr_index_list() const { return msr_indices_; }
-  [[nodiscard]] bool is_pvm() const { return is_pvm_; }
   [[nodiscard]] size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
   [[nodiscard]] uint32_t max_vcpus() const;
+  // Only x86 hosts can be PVM (no VT-x/SVM under KVM's API).
+  [[nodiscard]] bool is_pvm() const { return is_pvm_; }
 
   [[nodiscard]] Result<Vm> create_vm() const;
 
+#if defined(__x86_64__)
+  [[nodiscard]] Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
+  // Fetched once at open(): both PVM detection and every vCPU's set-up need it.
+  [[nodiscard]] const std::vector<uint32_t>& msr_index_list() const { return msr_indices_; }
+#endif
+
  private:
   explicit Kvm(UniqueFd fd) : fd_(std::move(fd)) {}
+  // What open() learns that only one architecture needs.
+  [[nodiscard]] Status open_arch();
   UniqueFd fd_;
-  [[nodiscard]] Result<std::vector<uint32_t>> fetch_msr_index_list() const;
   size_t vcpu_mmap_size_ = 0;
-  std::vector<uint32_t> msr_indices_;
   bool is_pvm_ = false;
+#if defined(__x86_64__)
+  [[nodiscard]] Result<std::vector<uint32_t>> fetch_msr_index_list() const;
+  std::vector<uint32_t> msr_indices_;
+#endif
 };
 
 class Vm {
@@ -56,16 +66,19 @@ class Vm {
   // Some answers are per VM (KVM_CAP_XSAVE2's size is documented for the VM fd).
   [[nodiscard]] int check_extension(long cap) const;
   [[nodiscard]] Status set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) const;
-  [[nodiscard]] Status create_irqchip() const;
-  [[nodiscard]] Status create_pit2() const;
-  [[nodiscard]] Status set_tss_addr(uint64_t addr) const;
-  [[nodiscard]] Status set_identity_map_addr(uint64_t addr) const;
-  // Writing to `eventfd` injects an edge on `gsi`.
+  // Writing to `eventfd` injects an edge on `gsi` (arm64: shared peripheral interrupt
+  // `gsi`, the GIC's interrupt ID gsi + 32).
   [[nodiscard]] Status register_irqfd(int eventfd, uint32_t gsi) const;
   // A guest write of `len` bytes equal to `datamatch` at MMIO `addr` signals `eventfd`
   // in the kernel, without an exit to the VMM.
   [[nodiscard]] Status register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) const;
   [[nodiscard]] Result<Vcpu> create_vcpu(uint32_t id, size_t mmap_size) const;
+
+#if defined(__x86_64__)
+  [[nodiscard]] Status create_irqchip() const;
+  [[nodiscard]] Status create_pit2() const;
+  [[nodiscard]] Status set_tss_addr(uint64_t addr) const;
+  [[nodiscard]] Status set_identity_map_addr(uint64_t addr) const;
   // The in-kernel devices' state, for snapshots: `chip` is KVM_IRQCHIP_PIC_MASTER,
   // _PIC_SLAVE or _IOAPIC.
   [[nodiscard]] Result<kvm_irqchip> get_irqchip(uint32_t chip) const;
@@ -74,6 +87,12 @@ class Vm {
   [[nodiscard]] Status set_pit2(const kvm_pit_state2& state) const;
   [[nodiscard]] Result<kvm_clock_data> get_clock() const;
   [[nodiscard]] Status set_clock(const kvm_clock_data& clock) const;
+#elif defined(__aarch64__)
+  // The vCPU target this host's KVM prefers (KVM_ARM_PREFERRED_TARGET).
+  [[nodiscard]] Result<kvm_vcpu_init> preferred_target() const;
+  // An in-kernel device (KVM_CREATE_DEVICE): the GIC.
+  [[nodiscard]] Result<UniqueFd> create_device(uint32_t type) const;
+#endif
 
  private:
   friend class Kvm;
@@ -86,7 +105,10 @@ class Vcpu {
   [[nodiscard]] uint32_t id() const { return id_; }
   [[nodiscard]] int fd() const { return fd_.get(); }
   [[nodiscard]] kvm_run* run_state() const { return reinterpret_cast<kvm_run*>(run_.data()); }
+  // One KVM_RUN; returns 0 or the errno (EINTR when kicked).
+  [[nodiscard]] int run() const;
 
+#if defined(__x86_64__)
   [[nodiscard]] Status set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
   [[nodiscard]] Status set_msrs(std::span<const kvm_msr_entry> entries) const;
   [[nodiscard]] Result<kvm_regs> get_regs() const;
@@ -110,8 +132,11 @@ class Vcpu {
   [[nodiscard]] Status set_mp_state(const kvm_mp_state& state) const;
   [[nodiscard]] Result<kvm_debugregs> get_debugregs() const;
   [[nodiscard]] Status set_debugregs(const kvm_debugregs& regs) const;
-  // One KVM_RUN; returns 0 or the errno (EINTR when kicked).
-  [[nodiscard]] int run() const;
+#elif defined(__aarch64__)
+  [[nodiscard]] Status init(const kvm_vcpu_init& init) const;  // KVM_ARM_VCPU_INIT
+  [[nodiscard]] Result<uint64_t> get_one_reg(uint64_t id) const;
+  [[nodiscard]] Status set_one_reg(uint64_t id, uint64_t value) const;
+#endif
 
  private:
   friend class Vm;

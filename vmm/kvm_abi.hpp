@@ -9,6 +9,7 @@
 
 #include <linux/kvm.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace hyper::kvm_abi {

@@ -12,25 +12,19 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <future>
 #include <mutex>
 #include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
 
-#include "boot/cpu_state.hpp"
-#include "boot/loader.hpp"
-#include "devices/guest_ports.hpp"
-#include "devices/i8042.hpp"
 #include "devices/serial.hpp"
 #include "vmm/bus.hpp"
 #include "vmm/clock.hpp"
-#include "vmm/cpu_config.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/kvm.hpp"
-#include "vmm/layout.hpp"
+#include "vmm/platform.hpp"
 #include "vmm/seccomp.hpp"
 #include "vmm/vcpu_loop.hpp"
 #include "virtio/mmio.hpp"
@@ -47,8 +41,8 @@ constexpr std::chrono::milliseconds kFinalFlushPatience{2000};
 
 // Checks what needs no host first, so a bad flag is reported as such even without KVM.
 Status validate(const MachineConfig& config) {
-  if (config.vcpus < 1 || config.vcpus > layout::kMaxVcpus)
-    return make_error(Errc::invalid_argument, "--cpus must be between 1 and " + std::to_string(layout::kMaxVcpus));
+  if (config.vcpus < 1 || config.vcpus > platform::max_vcpus())
+    return make_error(Errc::invalid_argument, "--cpus must be between 1 and " + std::to_string(platform::max_vcpus()));
   if (config.memory_mib < kMinMemoryMib || config.memory_mib > kMaxMemoryMib)
     return make_error(Errc::invalid_argument, "--memory must be between " + std::to_string(kMinMemoryMib) + " and " +
                                                   std::to_string(kMaxMemoryMib) + " MiB");
@@ -57,6 +51,8 @@ Status validate(const MachineConfig& config) {
   if (config.kernel.empty() && config.restore_from.empty()) return make_error(Errc::invalid_argument, "no kernel given");
   if (!config.restore_from.empty() && !config.filesystems.empty())
     return make_error(Errc::unsupported, "a snapshot cannot be restored with virtio-fs devices (their queues are virtiofsd's)");
+  if ((config.snapshots || !config.restore_from.empty()) && !platform::has_snapshots())
+    return make_error(Errc::unsupported, "snapshots and restores are not supported on this CPU architecture yet");
   if (!config.snapshot_path.empty() && !config.snapshots)
     return make_error(Errc::invalid_argument, "a snapshot path was given without enabling snapshots");
   for (size_t i = 0; i < config.filesystems.size(); ++i) {
@@ -132,8 +128,6 @@ sigset_t handled_signals() {
   sigaddset(&set, SIGUSR2);
   return set;
 }
-
-static_assert(layout::kVirtioMmioWindowSize == virtio::kMmioWindowSize);
 
 // Each kind of VMM thread's allow-list, compiled once per run; none with seccomp off.
 struct ThreadFilters {
@@ -265,48 +259,25 @@ class VcpuThreads {
 
 }  // namespace
 
-Status Machine::Impl::add_legacy_devices() {
-  auto irq = HYPER_TRY(EventFd::create());
-  HYPER_CHECK(vm.register_irqfd(irq.fd(), layout::kCom1Irq));
+Status Machine::Impl::add_serial(Bus& bus, uint64_t base, uint32_t irq) {
+  auto irq_fd = HYPER_TRY(EventFd::create());
+  HYPER_CHECK(vm.register_irqfd(irq_fd.fd(), irq));
   auto output_ready = HYPER_TRY(EventFd::create());
   console = HYPER_TRY(nonblocking_console(config.console_fd));
-  serial = std::make_shared<devices::Serial>(std::move(irq), std::move(output_ready), console.get());
-  HYPER_CHECK(pio.insert(serial, layout::kCom1Port, 8));
-
-  auto i8042 = std::make_shared<devices::I8042>([this] { exits.report({ExitKind::reset, 0, "the guest reset itself"}); });
-  HYPER_CHECK(pio.insert(i8042, layout::kI8042DataPort, 1));
-  HYPER_CHECK(pio.insert(i8042, layout::kI8042CommandPort, 1));
-
-  auto exit_port = std::make_shared<devices::GuestExitPort>([this](int status) {
-    exits.report({ExitKind::guest_exit, status, "the guest exited with status " + std::to_string(status)});
-  });
-  HYPER_CHECK(pio.insert(exit_port, layout::kGuestExitPort, 1));
-
-  auto boot_timer = std::make_shared<devices::BootTimerPort>([this] {
-    uint64_t unset = 0;
-    if (boot_timer_ns.compare_exchange_strong(unset, monotonic_ns())) {
-      config.log("guest init reached user space after " +
-                 std::to_string((boot_timer_ns.load() - config.start_ns) / 1000) + " us");
-    }
-  });
-  return pio.insert(boot_timer, layout::kBootTimerPort, 1);
+  serial = std::make_shared<devices::Serial>(std::move(irq_fd), std::move(output_ready), console.get());
+  return bus.insert(serial, base, devices::Serial::kRegisterCount);
 }
 
-Status Machine::Impl::create_vcpus(const boot::KernelImage& kernel) {
-  const auto cpuid = HYPER_TRY(kvm.supported_cpuid());
-  const auto& msrs = kvm.msr_index_list();
-  const CpuidOptions options{.tsc_deadline_timer = kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0};
-  for (uint32_t id = 0; id < config.vcpus; ++id) {
-    auto vcpu = HYPER_TRY(vm.create_vcpu(id, kvm.vcpu_mmap_size()));
-    HYPER_CHECK(configure_vcpu(vcpu, cpuid, msrs, config.vcpus, options));
-    if (id == 0) {  // the others wait for the guest's INIT/SIPI
-      const auto sregs = HYPER_TRY(vcpu.get_sregs());
-      HYPER_CHECK(vcpu.set_sregs(boot::boot_sregs(sregs, kernel.format)));
-      HYPER_CHECK(vcpu.set_regs(boot::boot_regs(kernel)));
-    }
-    vcpus.push_back(std::move(vcpu));
+void Machine::Impl::guest_exited(int status) {
+  exits.report({ExitKind::guest_exit, status, "the guest exited with status " + std::to_string(status)});
+}
+
+void Machine::Impl::guest_reached_user_space() {
+  uint64_t unset = 0;
+  if (boot_timer_ns.compare_exchange_strong(unset, monotonic_ns())) {
+    config.log("guest init reached user space after " + std::to_string((boot_timer_ns.load() - config.start_ns) / 1000) +
+               " us");
   }
-  return {};
 }
 
 // A reset right after the kernel printed its panic banner is a panic (panic=-1 resets).
@@ -317,18 +288,12 @@ VmExit Machine::Impl::classify(VmExit exit) const {
   return exit;
 }
 
-Result<boot::KernelImage> Machine::Impl::load_kernel_and_devices() {
-  HYPER_CHECK(add_devices());
-  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
-  return boot::load_boot_image(memory, {config.kernel, config.initrd, cmdline, config.vcpus});
-}
-
-// For a restore: the devices without a kernel (the snapshot's memory holds the guest).
-Result<boot::KernelImage> Machine::Impl::add_devices() {
+Status Machine::Impl::add_devices() {
   cmdline = kBaseCmdline;
-  HYPER_CHECK(add_legacy_devices());
-  HYPER_CHECK(add_virtio_devices());  // appends its virtio_mmio.device= entries
-  return boot::KernelImage{};
+  HYPER_CHECK(add_platform_devices());
+  HYPER_CHECK(add_virtio_devices());
+  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
+  return {};
 }
 
 // Each virtio device gets the next MMIO window and IRQ; its queue kicks arrive on
@@ -337,15 +302,13 @@ Result<boot::KernelImage> Machine::Impl::add_devices() {
 // (`backend_kicks`, one per queue): KVM signals them, and nothing here reads them.
 Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device,
                                         const std::vector<int>& backend_kicks) {
-  const uint32_t index = static_cast<uint32_t>(kicks.size());
-  const uint64_t base = layout::kVirtioMmioStart + index * layout::kVirtioMmioWindowSize;
-  const uint32_t irq = layout::kVirtioFirstIrq + index;
+  const auto [base, irq] = platform::virtio_slot(static_cast<uint32_t>(kicks.size()));
   auto irq_fd = HYPER_TRY(EventFd::create());
   HYPER_CHECK(vm.register_irqfd(irq_fd.fd(), irq));
   const uint32_t queue_count = static_cast<uint32_t>(device->queue_max_sizes().size());
   auto transport = std::make_shared<virtio::MmioTransport>(device, memory, std::move(irq_fd));
-  HYPER_CHECK(mmio.insert(transport, base, layout::kVirtioMmioWindowSize));
-  windows.push_back({base, transport});
+  HYPER_CHECK(mmio.insert(transport, base, virtio::kMmioWindowSize));
+  windows.push_back({base, irq, transport});
   std::vector<EventFd> device_kicks;
   if (!backend_kicks.empty()) {
     if (backend_kicks.size() != queue_count)
@@ -360,7 +323,7 @@ Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> de
     device_kicks.push_back(std::move(kick));
   }
   kicks.push_back({device, std::move(device_kicks)});
-  cmdline += " " + virtio::mmio_cmdline_entry(base, irq);
+  if (platform::virtio_on_cmdline()) cmdline += " " + virtio::mmio_cmdline_entry(base, irq);
   return {};
 }
 
@@ -424,37 +387,27 @@ Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
                "(CONFIG_PVM_GUEST) can run here");
   }
   auto vm = HYPER_TRY(kvm.create_vm());
-  // Intel needs these two pages reserved before vCPUs exist; AMD ignores them.
-  HYPER_CHECK(vm.set_identity_map_addr(layout::kKvmIdentityMapStart));
-  HYPER_CHECK(vm.set_tss_addr(layout::kKvmTssStart));
+  HYPER_CHECK(platform::prepare_vm(vm));
 
   // Memory slots go in before the irqchip: once an irqchip exists, every slot update
   // waits for an SRCU grace period (measured on PVM: 0.07 ms before, 7-11 ms after).
   // Anonymous memory unless a vhost-user back-end must map it: only anonymous memory
   // takes the kernel and initrd copy-on-write and gets transparent huge pages
   // (docs/virtio.md, "Guest memory").
-  const auto specs = GuestMemory::x86_layout(config.memory_mib << 20);
+  const auto specs = platform::memory_layout(config.memory_mib << 20);
   const auto backing = config.filesystems.empty() ? MemoryBacking::anonymous : MemoryBacking::shared_memfd;
   auto memory = HYPER_TRY(GuestMemory::create(specs, config.hugepages, backing));
   uint32_t slot = 0;
   for (const auto& region : memory.regions())
     HYPER_CHECK(vm.set_user_memory_region(slot++, region.gpa, region.size(), region.mapping.data()));
-  HYPER_CHECK(vm.create_irqchip());
+  HYPER_CHECK(platform::create_early_irqchip(vm));
 
   auto wakeup = HYPER_TRY(EventFd::create());
   auto snapshot_wakeup = HYPER_TRY(EventFd::create());
   auto impl = std::make_unique<Impl>(std::move(config), std::move(kvm), std::move(vm), std::move(memory),
                                      std::move(wakeup), std::move(snapshot_wakeup));
-  Impl& m = *impl;
-  m.xsave_bytes = xsave_size(m.vm);
-  // Creating the PIT spawns a kernel thread (1-2 ms): overlap it with loading the kernel.
-  auto pit = std::async(std::launch::async, [&m] { return m.vm.create_pit2(); });
-  auto kernel = restore ? m.add_devices() : m.load_kernel_and_devices();
-  const Status pit_created = pit.get();
-  if (!kernel) return std::move(kernel).error();
-  if (!pit_created) return pit_created.error();
-  HYPER_CHECK(m.create_vcpus(kernel.value()));
-  if (restore) HYPER_CHECK(m.restore(restore->first, restore->second));
+  HYPER_CHECK(impl->build(restore.has_value()));
+  if (restore) HYPER_CHECK(impl->restore(restore->first, restore->second));
   return std::unique_ptr<Machine>(new Machine(std::move(impl)));
 }
 

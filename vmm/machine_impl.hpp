@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "boot/kernel_image.hpp"
 #include "devices/serial.hpp"
 #include "virtio/mmio.hpp"
 #include "vmm/bus.hpp"
@@ -37,8 +36,10 @@ struct MachineShape {
   static Result<MachineShape> decode(std::span<const uint8_t> bytes);
 };
 
-// KVM_CAP_XSAVE2's answer, at least sizeof(kvm_xsave).
+// KVM_CAP_XSAVE2's answer, at least sizeof(kvm_xsave); 0 where there is no XSAVE.
 size_t xsave_size(const Vm& vm);
+// "blk", "net", ...: a virtio device type's name in errors.
+const char* virtio_type_name(uint32_t type);
 
 struct Machine::Impl {
   Impl(MachineConfig c, Kvm k, Vm v, GuestMemory m, EventFd wakeup, EventFd snapshot_wakeup)
@@ -49,13 +50,22 @@ struct Machine::Impl {
         exits(std::move(wakeup)),
         snapshot_requests(std::move(snapshot_wakeup)) {}
 
-  Result<boot::KernelImage> load_kernel_and_devices();
-  Result<boot::KernelImage> add_devices();
-  Status add_legacy_devices();
+  // The devices, the kernel (unless restoring: the snapshot's memory holds the guest),
+  // the vCPUs and what else the CPU architecture needs (vmm/platform_*.cpp).
+  Status build(bool restoring);
+  // The UART and the guest's exit and boot-timer registers (vmm/platform_*.cpp).
+  Status add_platform_devices();
+  // The 16550 UART on `bus` (I/O ports or MMIO), raising `irq`; config.console_fd gets
+  // what the guest writes.
+  Status add_serial(Bus& bus, uint64_t base, uint32_t irq);
+  // add_platform_devices(), then the virtio devices; starts the kernel command line.
+  Status add_devices();
   Status add_virtio_devices();
   Status add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device, const std::vector<int>& backend_kicks = {});
   Status add_filesystems();
-  Status create_vcpus(const boot::KernelImage& kernel);
+  // The guest's exit status and its boot timer, from the registers of either CPU.
+  void guest_exited(int status);
+  void guest_reached_user_space();
   VmExit classify(VmExit exit) const;
 
   MachineConfig config;
@@ -73,11 +83,13 @@ struct Machine::Impl {
   std::vector<DeviceKicks> kicks;
   struct Window {
     uint64_t base;
+    uint32_t irq;  // x86: the IOAPIC pin; arm64: the shared peripheral interrupt
     std::shared_ptr<virtio::MmioTransport> transport;
   };
   std::vector<Window> windows;  // every virtio device, in the order of its MMIO window
   seccomp::Grants grants;       // the vhost-user back-ends' and NBD disks' sockets
   UniqueFd console;  // our own non-blocking handle on config.console_fd
+  UniqueFd arch_device;  // arm64: the in-kernel GIC, which lives as long as this fd
   std::shared_ptr<devices::Serial> serial;
   std::string cmdline;
   std::atomic<uint64_t> first_run_ns{0};

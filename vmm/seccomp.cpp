@@ -16,7 +16,9 @@
 #include <memory>
 #include <string>
 
+#if defined(__x86_64__)
 #include "vmm/kvm_abi.hpp"
+#endif
 #include "vmm/unique_fd.hpp"
 
 namespace hyper::seccomp {
@@ -26,6 +28,13 @@ struct Rule {
   int nr;
   std::vector<scmp_arg_cmp> args;  // all must hold; several rules for one call are alternatives
 };
+
+// How a vCPU thread reads the guest's program counter for an internal error's report.
+#if defined(__x86_64__)
+constexpr unsigned long kPcGetter = KVM_GET_REGS;
+#else
+constexpr unsigned long kPcGetter = KVM_GET_ONE_REG;
+#endif
 
 scmp_arg_cmp arg_is(unsigned index, scmp_datum_t value) { return {index, SCMP_CMP_EQ, value, 0}; }
 scmp_arg_cmp arg_lacks(unsigned index, scmp_datum_t bits) { return {index, SCMP_CMP_MASKED_EQ, bits, 0}; }
@@ -103,10 +112,12 @@ std::vector<Rule> network_disk_rules(const Grants& grants) {
 std::vector<Rule> snapshot_rules(const Grants& grants) {
   if (!grants.snapshots) return {};
   std::vector<Rule> rules;
+#if defined(__x86_64__)
   for (const unsigned long request : {KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS, kvm_abi::kGetXsave, kvm_abi::kGetXsave2,
                                       KVM_GET_XCRS, KVM_GET_DEBUGREGS, KVM_GET_LAPIC, kvm_abi::kGetMsrs,
                                       KVM_GET_VCPU_EVENTS, KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK})
     rules.push_back({SCMP_SYS(ioctl), {arg_is(1, request)}});
+#endif
   append(rules, {{SCMP_SYS(openat), {}}, {SCMP_SYS(ftruncate), {}}, {SCMP_SYS(lseek), {}}, {SCMP_SYS(rename), {}}});
   return rules;
 }
@@ -118,7 +129,7 @@ std::vector<Rule> rules_for(ThreadKind kind, const Grants& grants) {
       append(rules, vhost_user_rules(grants));
       append(rules, {
                         {SCMP_SYS(ioctl), {arg_is(1, KVM_RUN)}},
-                        {SCMP_SYS(ioctl), {arg_is(1, KVM_GET_REGS)}},  // an internal error's RIP
+                        {SCMP_SYS(ioctl), {arg_is(1, kPcGetter)}},  // an internal error's guest PC
                         // A driver's status write (on a vCPU) activates or resets a device:
                         // a tap gets the offloads the driver accepted, and the event loop's
                         // interest and timers change.
@@ -178,20 +189,23 @@ struct SyscallName {
 };
 // Names for the calls a subverted thread would most likely try; others show as numbers.
 constexpr SyscallName kNotable[] = {
-    {SYS_execve, "execve"},   {SYS_execveat, "execveat"},   {SYS_fork, "fork"},     {SYS_vfork, "vfork"},
-    {SYS_clone, "clone"},     {SYS_clone3, "clone3"},       {SYS_ptrace, "ptrace"}, {SYS_socket, "socket"},
-    {SYS_connect, "connect"}, {SYS_bind, "bind"},           {SYS_listen, "listen"}, {SYS_accept, "accept"},
-    {SYS_accept4, "accept4"}, {SYS_open, "open"},           {SYS_openat, "openat"}, {SYS_openat2, "openat2"},
-    {SYS_ioctl, "ioctl"},     {SYS_mmap, "mmap"},           {SYS_mprotect, "mprotect"},
-    {SYS_kill, "kill"},       {SYS_tgkill, "tgkill"},       {SYS_unlink, "unlink"}, {SYS_unlinkat, "unlinkat"},
-    {SYS_mount, "mount"},     {SYS_prctl, "prctl"},         {SYS_setuid, "setuid"}, {SYS_chmod, "chmod"},
-    {SYS_rename, "rename"},   {SYS_sendto, "sendto"},       {SYS_getdents64, "getdents64"},
-    {SYS_readlink, "readlink"}, {SYS_newfstatat, "newfstatat"}, {SYS_rt_sigaction, "rt_sigaction"},
+    {SYS_execve, "execve"},   {SYS_execveat, "execveat"},   {SYS_clone, "clone"},   {SYS_clone3, "clone3"},
+    {SYS_ptrace, "ptrace"},   {SYS_socket, "socket"},       {SYS_connect, "connect"}, {SYS_bind, "bind"},
+    {SYS_listen, "listen"},   {SYS_accept, "accept"},       {SYS_accept4, "accept4"}, {SYS_openat, "openat"},
+    {SYS_openat2, "openat2"}, {SYS_ioctl, "ioctl"},         {SYS_mmap, "mmap"},     {SYS_mprotect, "mprotect"},
+    {SYS_kill, "kill"},       {SYS_tgkill, "tgkill"},       {SYS_unlinkat, "unlinkat"},
+    {SYS_mount, "mount"},     {SYS_prctl, "prctl"},         {SYS_setuid, "setuid"}, {SYS_sendto, "sendto"},
+    {SYS_getdents64, "getdents64"}, {SYS_newfstatat, "newfstatat"}, {SYS_rt_sigaction, "rt_sigaction"},
     {SYS_sigaltstack, "sigaltstack"}, {SYS_getrandom, "getrandom"}, {SYS_pread64, "pread64"},
-    {SYS_pwrite64, "pwrite64"}, {SYS_epoll_wait, "epoll_wait"}, {SYS_epoll_ctl, "epoll_ctl"},
+    {SYS_pwrite64, "pwrite64"}, {SYS_epoll_ctl, "epoll_ctl"},
     {SYS_wait4, "wait4"},     {SYS_process_vm_readv, "process_vm_readv"},
     {SYS_memfd_create, "memfd_create"}, {SYS_bpf, "bpf"}, {SYS_seccomp, "seccomp"},
     {SYS_sendmsg, "sendmsg"}, {SYS_recvmsg, "recvmsg"}, {SYS_shutdown, "shutdown"},
+#if defined(__x86_64__)  // the older calls arm64 never had
+    {SYS_fork, "fork"},       {SYS_vfork, "vfork"},         {SYS_open, "open"},     {SYS_unlink, "unlink"},
+    {SYS_chmod, "chmod"},     {SYS_rename, "rename"},       {SYS_readlink, "readlink"},
+    {SYS_epoll_wait, "epoll_wait"},
+#endif
 };
 
 class Message {

@@ -109,7 +109,12 @@ void request_immediate_exit(const Vcpu& vcpu) noexcept {
 std::string describe_internal_error(const Vcpu& vcpu, const kvm_run& run, bool host_is_pvm) {
   std::string text = "KVM internal error, suberror " + std::to_string(run.internal.suberror);
   if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION) text += " (instruction emulation failed)";
+#if defined(__x86_64__)
   if (auto regs = vcpu.get_regs(); regs.ok()) text += " at RIP " + to_hex(regs->rip);
+#elif defined(__aarch64__)
+  constexpr uint64_t kPc = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | KVM_REG_ARM_CORE_REG(regs.pc);
+  if (auto pc = vcpu.get_one_reg(kPc); pc.ok()) text += " at PC " + to_hex(*pc);
+#endif
   if (host_is_pvm) {
     text += ". This host's /dev/kvm is PVM (no VT-x/SVM): it runs only guest kernels built with "
             "PVM guest support (CONFIG_PVM_GUEST); a stock kernel dies in KVM's emulator. Run the "

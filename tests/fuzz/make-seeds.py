@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the kernel-image fuzzer's seed inputs: a minimal ELF vmlinux with a PVH note
-and a minimal bzImage header, the same shapes the unit tests build."""
+"""Writes the kernel-image fuzzer's seed inputs: a minimal ELF vmlinux with a PVH note,
+a minimal bzImage header and a minimal arm64 Image header, the same shapes the unit
+tests build."""
 import struct, sys, pathlib
 
 out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "seeds/kernel_image")
@@ -30,3 +31,8 @@ struct.pack_into("<I", bz, 0x238, 2047)             # cmdline_size
 struct.pack_into("<Q", bz, 0x258, 0x1000000)        # pref_address
 struct.pack_into("<I", bz, 0x260, 0x800000)         # init_size
 (out / "bzimage").write_bytes(bytes(bz[:0x1000]))   # header plus a little payload
+
+arm = bytearray(b"\x00" * 0x1000)
+struct.pack_into("<QQQ", arm, 8, 0, 0x2000000, 0xa)  # text_offset, image_size, flags: LE, 4K pages
+struct.pack_into("<I", arm, 0x38, 0x644D5241)        # "ARM\x64"
+(out / "arm64-image").write_bytes(bytes(arm))

@@ -1,0 +1,178 @@
+// The arm64 machine (docs/arm64.md): vCPUs initialised for KVM's preferred target with
+// PSCI 0.2 (KVM serves CPU_ON/OFF in the kernel; SYSTEM_OFF and RESET reach us as system
+// events), an in-kernel GICv3 (GICv2 where the host has no v3), the architected timer
+// (KVM's, nothing to create), a 16550 UART and our exit page on MMIO, and a kernel
+// Image booted with a device tree that names all of it.
+#include <sys/random.h>
+
+#include "boot/arm64_loader.hpp"
+#include "boot/device_tree.hpp"
+#include "devices/guest_ports.hpp"
+#include "virtio/mmio.hpp"
+#include "vmm/kvm_ioctl.hpp"
+#include "vmm/layout_arm64.hpp"
+#include "vmm/machine_impl.hpp"
+#include "vmm/platform.hpp"
+
+namespace hyper {
+
+namespace arm = layout::arm64;
+static_assert(arm::kVirtioMmioWindowSize == virtio::kMmioWindowSize);
+
+namespace platform {
+
+uint32_t max_vcpus() { return arm::kMaxVcpus; }
+bool has_snapshots() { return false; }
+std::vector<RegionSpec> memory_layout(uint64_t ram_bytes) { return {{arm::kRamStart, ram_bytes}}; }
+Status prepare_vm(const Vm&) { return {}; }
+// The GIC needs its vCPUs first: Machine::Impl::build makes it.
+Status create_early_irqchip(const Vm&) { return {}; }
+
+VirtioSlot virtio_slot(uint32_t index) {
+  return {arm::kVirtioMmioStart + index * arm::kVirtioMmioWindowSize, arm::kVirtioFirstSpi + index};
+}
+
+bool virtio_on_cmdline() { return false; }
+
+}  // namespace platform
+
+namespace {
+
+constexpr uint64_t kCoreRegister = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE;
+constexpr uint64_t kPc = kCoreRegister | KVM_REG_ARM_CORE_REG(regs.pc);
+constexpr uint64_t kPstate = kCoreRegister | KVM_REG_ARM_CORE_REG(regs.pstate);
+constexpr uint64_t kX0 = kCoreRegister | KVM_REG_ARM_CORE_REG(regs.regs[0]);
+constexpr uint64_t kMpidr = ARM64_SYS_REG(3, 0, 0, 0, 5);  // MPIDR_EL1
+// Booting.rst: EL1 with its own stack pointer, every exception masked.
+constexpr uint64_t kBootPstate = PSR_MODE_EL1h | PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT;
+constexpr size_t kRngSeedBytes = 64;
+
+Status set_gic_attr(int gic, uint32_t group, uint64_t attr, const void* value, const char* what) {
+  kvm_device_attr request{};
+  request.group = group;
+  request.attr = attr;
+  request.addr = reinterpret_cast<uint64_t>(value);
+  return kvm_ioctl::ioctl_status(gic, KVM_SET_DEVICE_ATTR, &request, what);
+}
+
+struct Gic {
+  UniqueFd fd;
+  boot::GicVersion version;
+  boot::MmioRange cpu;  // v3: the redistributors; v2: the CPU interface
+};
+
+Result<Gic> create_gic_v3(const Vm& vm, uint32_t vcpus) {
+  auto fd = HYPER_TRY(vm.create_device(KVM_DEV_TYPE_ARM_VGIC_V3));
+  const uint64_t distributor = arm::kGicDistributorStart;
+  const uint64_t redistributors = arm::kGicRedistributorStart;
+  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &distributor,
+                           "GICv3 distributor address"));
+  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redistributors,
+                           "GICv3 redistributor address"));
+  return Gic{std::move(fd), boot::GicVersion::v3, {redistributors, vcpus * arm::kGicRedistributorSizePerVcpu}};
+}
+
+Result<Gic> create_gic_v2(const Vm& vm) {
+  auto fd = HYPER_TRY(vm.create_device(KVM_DEV_TYPE_ARM_VGIC_V2));
+  const uint64_t distributor = arm::kGicDistributorStart;
+  const uint64_t cpu = arm::kGicV2CpuInterfaceStart;
+  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V2_ADDR_TYPE_DIST, &distributor,
+                           "GICv2 distributor address"));
+  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V2_ADDR_TYPE_CPU, &cpu,
+                           "GICv2 CPU interface address"));
+  return Gic{std::move(fd), boot::GicVersion::v2, {cpu, arm::kGicV2CpuInterfaceSize}};
+}
+
+// A GICv3 where the host has one (GICv2 guests are limited to 8 vCPUs), else a GICv2;
+// initialised, which KVM allows only once every vCPU exists.
+Result<Gic> create_gic(const Vm& vm, uint32_t vcpus) {
+  auto gic = create_gic_v3(vm, vcpus);
+  if (!gic) {
+    auto v2 = create_gic_v2(vm);
+    if (!v2) return make_error(Errc::unsupported, "this host's KVM offers neither a GICv3 (" + gic.error().message +
+                                                      ") nor a GICv2 (" + v2.error().message + ")");
+    if (vcpus > 8) return make_error(Errc::unsupported, "this host offers only a GICv2, which serves at most 8 vCPUs");
+    gic = std::move(v2);
+  }
+  const uint32_t lines = arm::kGicInterruptCount;
+  HYPER_CHECK(set_gic_attr(gic->fd.get(), KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &lines, "GIC interrupt count"));
+  HYPER_CHECK(set_gic_attr(gic->fd.get(), KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, nullptr, "GIC init"));
+  return gic;
+}
+
+// Every vCPU but the first starts powered off, until the guest's PSCI CPU_ON.
+Result<std::vector<uint64_t>> create_vcpus(Machine::Impl& m) {
+  const kvm_vcpu_init target = HYPER_TRY(m.vm.preferred_target());
+  std::vector<uint64_t> mpidrs;
+  for (uint32_t id = 0; id < m.config.vcpus; ++id) {
+    auto vcpu = HYPER_TRY(m.vm.create_vcpu(id, m.kvm.vcpu_mmap_size()));
+    kvm_vcpu_init init = target;
+    init.features[0] |= 1U << KVM_ARM_VCPU_PSCI_0_2;
+    if (id > 0) init.features[0] |= 1U << KVM_ARM_VCPU_POWER_OFF;
+    HYPER_CHECK(vcpu.init(init));
+    mpidrs.push_back(HYPER_TRY(vcpu.get_one_reg(kMpidr)));
+    m.vcpus.push_back(std::move(vcpu));
+  }
+  return mpidrs;
+}
+
+Result<std::vector<uint8_t>> rng_seed() {
+  std::vector<uint8_t> seed(kRngSeedBytes);
+  if (::getrandom(seed.data(), seed.size(), 0) != static_cast<ssize_t>(seed.size()))
+    return Error::from_errno("getrandom (the device tree's rng-seed)");
+  return seed;
+}
+
+}  // namespace
+
+Status Machine::Impl::add_platform_devices() {
+  HYPER_CHECK(add_serial(mmio, arm::kUartStart, arm::kUartSpi));
+  auto exit_port = std::make_shared<devices::GuestExitPort>([this](int status) { guest_exited(status); });
+  HYPER_CHECK(mmio.insert(exit_port, arm::kGuestPortsStart + arm::kGuestExitOffset, 1));
+  auto boot_timer = std::make_shared<devices::BootTimerPort>([this] { guest_reached_user_space(); });
+  return mmio.insert(boot_timer, arm::kGuestPortsStart + arm::kBootTimerOffset, 1);
+}
+
+// KVM takes irqfds only once the GIC is initialised, and the GIC only once the vCPUs
+// exist: so vCPUs, GIC, then the devices, the kernel and the device tree.
+Status Machine::Impl::build(bool restoring) {
+  if (restoring) return make_error(Errc::unsupported, "snapshots are not supported on arm64 yet");
+  const auto mpidrs = HYPER_TRY(create_vcpus(*this));
+  Gic gic = HYPER_TRY(create_gic(vm, config.vcpus));
+  HYPER_CHECK(add_devices());
+
+  const boot::MmioRange ram{arm::kRamStart, memory.total_size()};
+  const auto loaded = HYPER_TRY(boot::load_arm64_kernel(memory, {config.kernel, config.initrd, ram}));
+  boot::ArmMachineDescription machine;
+  machine.memory = ram;
+  machine.cpu_mpidrs = mpidrs;
+  machine.gic = gic.version;
+  machine.gic_distributor = {arm::kGicDistributorStart, arm::kGicDistributorSize};
+  machine.gic_cpu = gic.cpu;
+  machine.uart = {{arm::kUartStart, arm::kUartSize}, arm::kUartSpi};
+  for (const auto& w : windows) machine.virtio.push_back({{w.base, virtio::kMmioWindowSize}, w.irq});
+  machine.bootargs = cmdline;
+  machine.initrd = loaded.initrd;
+  machine.rng_seed = HYPER_TRY(rng_seed());
+  const auto tree = HYPER_TRY(boot::build_device_tree(machine));
+  HYPER_CHECK(boot::write_device_tree(memory, loaded, tree));
+
+  const Vcpu& boot_cpu = vcpus.front();
+  HYPER_CHECK(boot_cpu.set_one_reg(kPstate, kBootPstate));
+  HYPER_CHECK(boot_cpu.set_one_reg(kPc, loaded.entry));
+  HYPER_CHECK(boot_cpu.set_one_reg(kX0, loaded.device_tree));
+  arch_device = std::move(gic.fd);
+  return {};
+}
+
+// Saving an arm64 machine means the GIC's state and every vCPU's system registers
+// (KVM_GET_REG_LIST): not done yet, and validate() refuses snapshots before these run.
+Status Machine::Impl::save_snapshot(const std::string&) {
+  return make_error(Errc::unsupported, "snapshots are not supported on arm64 yet");
+}
+
+Status Machine::Impl::restore(const snapshot::Reader&, const MachineShape&) {
+  return make_error(Errc::unsupported, "snapshots are not supported on arm64 yet");
+}
+
+}  // namespace hyper
