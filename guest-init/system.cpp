@@ -4,7 +4,6 @@
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <linux/vm_sockets.h>
-#include <sys/io.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -22,11 +21,6 @@
 
 namespace hyper::guest {
 namespace {
-
-constexpr unsigned short kGuestExitPort = 0x501;  // vmm/layout.hpp
-constexpr unsigned short kBootTimerPort = 0x502;
-
-void out_byte(unsigned char value, unsigned short port) { asm volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
 
 int openat2_in_root(int root_fd, const std::string& path, int flags, mode_t mode) {
   open_how how{};
@@ -186,15 +180,13 @@ Result<std::string> read_small_file(const char* path, size_t limit) {
   return data;
 }
 
-Ports::Ports() : available_(::ioperm(kGuestExitPort, 2, 1) == 0) {}
+Ports::Ports() : registers_(std::make_shared<const VmmRegisters>()) {}
 
-void Ports::mark_boot_done() const {
-  if (available_) out_byte(1, kBootTimerPort);
-}
+void Ports::mark_boot_done() const { registers_->mark_user_space(); }
 
 void Ports::power_off(int status) const {
   ::sync();
-  if (available_) out_byte(static_cast<unsigned char>(status), kGuestExitPort);
+  registers_->report_exit(status);
   ::reboot(RB_POWER_OFF);
   for (;;) ::pause();
 }

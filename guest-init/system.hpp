@@ -6,9 +6,11 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "guest-init/vmm_registers.hpp"
 #include "vmm/result.hpp"
 #include "vmm/unique_fd.hpp"
 
@@ -45,6 +47,7 @@ Result<std::string> read_small_file(const char* path, size_t limit = 1 << 20);
 
 // The exit and boot-timer ports of our VMM (vmm/layout.hpp); without them (another VMM)
 // power-off falls back to reboot(2).
+// The VMM's registers for the whole init; copies share them.
 class Ports {
  public:
   Ports();
@@ -52,7 +55,7 @@ class Ports {
   [[noreturn]] void power_off(int status) const;
 
  private:
-  bool available_;
+  std::shared_ptr<const VmmRegisters> registers_;
 };
 
 }  // namespace hyper::guest

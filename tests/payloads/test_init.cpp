@@ -7,7 +7,6 @@
 #include <linux/vm_sockets.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <sys/io.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -27,14 +26,10 @@
 #include <thread>
 #include <vector>
 
+#include "guest-init/vmm_registers.hpp"
 #include "tests/payloads/echo.hpp"
 
 namespace {
-
-constexpr unsigned short kGuestExitPort = 0x501;  // vmm/layout.hpp
-constexpr unsigned short kBootTimerPort = 0x502;
-
-void out_byte(unsigned char value, unsigned short port) { asm volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
 
 void attach_console() {
   ::mkdir("/dev", 0755);
@@ -488,8 +483,8 @@ void count_in_memory() {
 }  // namespace
 
 int main() {
-  const bool have_ports = ::ioperm(kGuestExitPort, 2, 1) == 0;
-  if (have_ports) out_byte(1, kBootTimerPort);
+  const hyper::guest::VmmRegisters registers;
+  registers.mark_user_space();
   attach_console();
   std::printf("hyper-test-init: ready\n");
 
@@ -521,7 +516,7 @@ int main() {
   const int status = exit_env ? std::atoi(exit_env) : 0;
   std::printf("hyper-test-init: exit %d\n", status);
   flush_console();
-  if (have_ports) out_byte(static_cast<unsigned char>(status), kGuestExitPort);
+  registers.report_exit(status);
   ::reboot(RB_AUTOBOOT);  // VMMs without our exit port (QEMU) end here
   return 0;
 }

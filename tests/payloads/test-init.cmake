@@ -1,0 +1,13 @@
+# The boot tests' PID 1, static so it runs from a bare initramfs, and that initramfs
+# (test-initrd.cpio) in the including directory's build tree. tests/CMakeLists.txt
+# includes it; so does the arm64 build, whose test init reports through the exit page.
+add_executable(test-init ${PROJECT_SOURCE_DIR}/tests/payloads/test_init.cpp)
+# A static PID 1 cannot carry the sanitizer runtimes.
+target_compile_options(test-init PRIVATE -fno-sanitize=all)
+target_link_options(test-init PRIVATE -static -fno-sanitize=all)
+add_custom_command(
+  OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/test-initrd.cpio
+  COMMAND ${PROJECT_SOURCE_DIR}/guest-init/make-initrd ${CMAKE_CURRENT_BINARY_DIR}/test-initrd.cpio $<TARGET_FILE:test-init>
+  DEPENDS test-init ${PROJECT_SOURCE_DIR}/guest-init/make-initrd
+  COMMENT "Packing the test initramfs")
+add_custom_target(test-initrd ALL DEPENDS ${CMAKE_CURRENT_BINARY_DIR}/test-initrd.cpio)
