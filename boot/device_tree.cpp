@@ -65,7 +65,8 @@ class TreeWriter {
     fail_if(fdt_finish(buffer_.data()), "finish");
     if (error_ != 0)
       return make_error(Errc::invalid_argument, "device tree: " + what_ + ": " + fdt_strerror(error_));
-    buffer_.resize(fdt_totalsize(buffer_.data()));
+    const void* tree = buffer_.data();
+    buffer_.resize(fdt_totalsize(tree));
     return std::move(buffer_);
   }
 
