@@ -5,6 +5,9 @@
 // Image booted with a device tree that names all of it.
 #include <sys/random.h>
 
+#include <functional>
+#include <string>
+
 #include "boot/arm64_loader.hpp"
 #include "boot/device_tree.hpp"
 #include "devices/guest_ports.hpp"
@@ -85,13 +88,14 @@ Result<Gic> create_gic_v2(const Vm& vm) {
 
 // A GICv3 where the host has one (GICv2 guests are limited to 8 vCPUs), else a GICv2;
 // initialised, which KVM allows only once every vCPU exists.
-Result<Gic> create_gic(const Vm& vm, uint32_t vcpus) {
+Result<Gic> create_gic(const Vm& vm, uint32_t vcpus, const std::function<void(const std::string&)>& log) {
   auto gic = create_gic_v3(vm, vcpus);
   if (!gic) {
     auto v2 = create_gic_v2(vm);
     if (!v2) return make_error(Errc::unsupported, "this host's KVM offers neither a GICv3 (" + gic.error().message +
                                                       ") nor a GICv2 (" + v2.error().message + ")");
     if (vcpus > 8) return make_error(Errc::unsupported, "this host offers only a GICv2, which serves at most 8 vCPUs");
+    log("this host's KVM has no GICv3: the guest gets a GICv2");
     gic = std::move(v2);
   }
   const uint32_t lines = arm::kGicInterruptCount;
@@ -138,7 +142,7 @@ Status Machine::Impl::add_platform_devices() {
 Status Machine::Impl::build(bool restoring) {
   if (restoring) return make_error(Errc::unsupported, "snapshots are not supported on arm64 yet");
   const auto mpidrs = HYPER_TRY(create_vcpus(*this));
-  Gic gic = HYPER_TRY(create_gic(vm, config.vcpus));
+  Gic gic = HYPER_TRY(create_gic(vm, config.vcpus, config.log));
   HYPER_CHECK(add_devices());
 
   const boot::MmioRange ram{arm::kRamStart, memory.total_size()};

@@ -27,9 +27,17 @@ run_case() {
       vmm --timings --cmdline test_exit=42
       expect_rc 42 && expect_out "hyper-test-init: ready" && expect_out "hyper-test-init: exit 42" &&
         expect_err "guest init reached user space after" ;;
-    smp-memory)  # 2 vCPUs (the second started by PSCI CPU_ON) and 256 MiB
+    smp-memory)  # 2 vCPUs (the second started by PSCI CPU_ON) and 256 MiB, with the GIC the
+                 # nested VM's KVM offers: a GICv3, or on a GICv2 host (arm64.sh --gic 2) a GICv2
       vmm --cpus 2 --memory 256 --cmdline test_action=info
       expect_rc 0 && expect_out "hyper-test-init: cpus=2 " || return
+      if grep -q GICv3 /proc/interrupts; then
+        expect_out "GICv3: " || return
+        ! grep -q "GICv2" "$err" || { fail "a GICv2 on a GICv3 host"; return; }
+      else
+        expect_err "no GICv3: the guest gets a GICv2" || return
+        ! grep -q "GICv3: " "$out" || { fail "the guest found a GICv3 on a GICv2 host"; return; }
+      fi
       kib=$(sed -n 's/.*mem_kib=\([0-9]*\).*/\1/p' "$out" | head -n1)
       [ -n "$kib" ] && [ "$kib" -gt $((256 * 1024 * 8 / 10)) ] && [ "$kib" -le $((256 * 1024)) ] ||
         fail "the guest sees '$kib' KiB, expected about 262144" ;;
