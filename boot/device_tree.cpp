@@ -33,12 +33,6 @@ class TreeWriter {
   void string(const char* name, const std::string& value) {
     fail_if(fdt_property(buffer_.data(), name, value.c_str(), static_cast<int>(value.size() + 1)), name);
   }
-  // A string list: each entry NUL-terminated, one after the other.
-  void strings(const char* name, std::initializer_list<const char*> values) {
-    std::string joined;
-    for (const char* v : values) joined.append(v).push_back('\0');
-    fail_if(fdt_property(buffer_.data(), name, joined.data(), static_cast<int>(joined.size())), name);
-  }
   void empty(const char* name) { fail_if(fdt_property(buffer_.data(), name, nullptr, 0), name); }
   void u32(const char* name, uint32_t value) { fail_if(fdt_property_u32(buffer_.data(), name, value), name); }
   void cells(const char* name, std::initializer_list<uint32_t> values) { cells(name, std::vector<uint32_t>(values)); }
@@ -169,7 +163,8 @@ void write_tree(TreeWriter& fdt, const ArmMachineDescription& m) {
   fdt.end();
   write_cpus(fdt, m);
   fdt.begin("psci");
-  fdt.strings("compatible", {"arm,psci-0.2", "arm,psci"});
+  // Not also "arm,psci": that binding wants function IDs, which PSCI 0.2 defines itself.
+  fdt.string("compatible", "arm,psci-0.2");
   fdt.string("method", "hvc");
   fdt.end();
   write_gic(fdt, m);

@@ -160,6 +160,21 @@ Result<Container> wait_until_exited(const ContainerStore& store, const std::stri
   }
 }
 
+namespace {
+
+// The VM's claim, waiting up to kKillTimeout for a monitor just killed to let go of it.
+Result<std::optional<FileLock>> claim_vm_after_kill(const ContainerStore& store, const Container& container) {
+  auto claim = HYPER_TRY(store.claim_vm(container));
+  for (auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
+       !claim && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(kPollInterval);
+    claim = HYPER_TRY(store.claim_vm(container));
+  }
+  return claim;
+}
+
+}  // namespace
+
 Status stop_container(const ContainerStore& store, const Container& container, int timeout_s) {
   if (container.state.status != ContainerStatus::running) return {};
   const auto image_signal = parse_signal(container.config.stop_signal);  // "" fails too: SIGTERM then
@@ -180,7 +195,10 @@ Status stop_container(const ContainerStore& store, const Container& container, i
   if (monitor_alive(container.state)) ::kill(container.state.pid, SIGKILL);
   auto after = HYPER_TRY(wait_until_exited(store, container.id, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
   if (after.state.status == ContainerStatus::running) return make_error(Errc::io, "container " + container.id + " did not stop");
-  store.release_killed_monitor_leftovers(after, false);
+  // Under the VM's claim, which the dead monitor lets go of a moment after it is seen
+  // dead: a start from elsewhere holds it for its whole run, and its rules are its own.
+  const auto claim = HYPER_TRY(claim_vm_after_kill(store, after));
+  if (claim) store.release_killed_monitor_leftovers(after, false);
   return {};
 }
 
@@ -212,12 +230,7 @@ Status remove_found(const Paths& paths, const ContainerStore& store, const Conta
   // A stopped container's VM may be up for a commit (or a start may be on its way): its
   // files stay until that is over. A monitor just killed lets go of them as its last
   // thread exits, a moment after it is seen dead.
-  auto vm = HYPER_TRY(store.claim_vm(container));
-  for (auto deadline = std::chrono::steady_clock::now() + kKillTimeout;
-       !vm && was_running && std::chrono::steady_clock::now() < deadline;) {
-    std::this_thread::sleep_for(kPollInterval);
-    vm = HYPER_TRY(store.claim_vm(container));
-  }
+  const auto vm = was_running ? HYPER_TRY(claim_vm_after_kill(store, container)) : HYPER_TRY(store.claim_vm(container));
   if (!vm)
     return make_error(Errc::invalid_argument, "container " + container.id +
                                                   " is busy: another hyper command is starting or committing it");

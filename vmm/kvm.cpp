@@ -75,8 +75,8 @@ uint32_t Kvm::max_vcpus() const {
   return recommended > 0 ? static_cast<uint32_t>(recommended) : 4;
 }
 
-Result<Vm> Kvm::create_vm() const {
-  const int rc = HYPER_TRY(checked_ioctl(fd_.get(), KVM_CREATE_VM, 0UL, "KVM_CREATE_VM"));
+Result<Vm> Kvm::create_vm(unsigned long type) const {
+  const int rc = HYPER_TRY(checked_ioctl(fd_.get(), KVM_CREATE_VM, type, "KVM_CREATE_VM"));
   return Vm(UniqueFd(rc));
 }
 

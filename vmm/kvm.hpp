@@ -39,7 +39,8 @@ class Kvm {
   // Only x86 hosts can be PVM (no VT-x/SVM under KVM's API).
   [[nodiscard]] bool is_pvm() const { return is_pvm_; }
 
-  [[nodiscard]] Result<Vm> create_vm() const;
+  // `type`: KVM_CREATE_VM's machine type (arm64: the guest's physical address bits).
+  [[nodiscard]] Result<Vm> create_vm(unsigned long type = 0) const;
 
 #if defined(__x86_64__)
   [[nodiscard]] Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;

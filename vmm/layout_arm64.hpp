@@ -8,7 +8,8 @@
 //   0x0900_0000  16550 UART (our devices::Serial, registers one byte apart)
 //   0x0901_0000  our paravirtual page: the guest writes its exit status at +0 and
 //                anything at +1 once its init reaches user space (the x86 ports 0x501
-//                and 0x502)
+//                and 0x502); the command line's hyper_exit_page= names it, because
+//                QEMU's virt machine has its RTC there
 //   0x0a00_0000  virtio-mmio windows, 4 KiB each
 //   0x4000_0000  RAM: the kernel Image at its start (+ text_offset), the initrd after
 //                it, the device tree in the last 2 MiB
@@ -28,6 +29,8 @@ inline constexpr uint64_t kUartStart = 0x09000000;
 inline constexpr uint64_t kUartSize = 0x1000;
 inline constexpr uint64_t kGuestPortsStart = 0x09010000;
 inline constexpr uint64_t kGuestPortsSize = 0x1000;
+// The kernel command line names the page to the guest init: "hyper_exit_page=0x9010000".
+inline constexpr const char* kGuestPortsParameter = "hyper_exit_page";
 inline constexpr uint64_t kGuestExitOffset = 0;
 inline constexpr uint64_t kBootTimerOffset = 1;
 inline constexpr uint64_t kVirtioMmioStart = 0x0a000000;

@@ -302,7 +302,11 @@ Status Machine::Impl::add_devices() {
 // (`backend_kicks`, one per queue): KVM signals them, and nothing here reads them.
 Status Machine::Impl::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device,
                                         const std::vector<int>& backend_kicks) {
-  const auto [base, irq] = platform::virtio_slot(static_cast<uint32_t>(kicks.size()));
+  const auto index = static_cast<uint32_t>(kicks.size());
+  if (index >= platform::max_virtio_devices())
+    return make_error(Errc::invalid_argument, "too many virtio devices: this machine has interrupt lines for " +
+                                                  std::to_string(platform::max_virtio_devices()));
+  const auto [base, irq] = platform::virtio_slot(index);
   auto irq_fd = HYPER_TRY(EventFd::create());
   HYPER_CHECK(vm.register_irqfd(irq_fd.fd(), irq));
   const uint32_t queue_count = static_cast<uint32_t>(device->queue_max_sizes().size());
@@ -386,7 +390,8 @@ Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
     config.log("host KVM is PVM (no VT-x/SVM): only guest kernels with PVM guest support "
                "(CONFIG_PVM_GUEST) can run here");
   }
-  auto vm = HYPER_TRY(kvm.create_vm());
+  const unsigned long vm_type = HYPER_TRY(platform::vm_type(kvm, config.memory_mib << 20));
+  auto vm = HYPER_TRY(kvm.create_vm(vm_type));
   HYPER_CHECK(platform::prepare_vm(vm));
 
   // Memory slots go in before the irqchip: once an irqchip exists, every slot update

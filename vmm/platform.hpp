@@ -16,6 +16,9 @@ namespace hyper::platform {
 // Whether this architecture's machines can be saved and restored (docs/snapshots.md).
 [[nodiscard]] bool has_snapshots();
 [[nodiscard]] std::vector<RegionSpec> memory_layout(uint64_t ram_bytes);
+// KVM_CREATE_VM's machine type for `ram_bytes` of RAM on this host, or why it cannot have
+// that much (arm64: the guest's physical address space is sized per VM).
+[[nodiscard]] Result<unsigned long> vm_type(const Kvm& kvm, uint64_t ram_bytes);
 // Before the memory slots exist.
 [[nodiscard]] Status prepare_vm(const Vm& vm);
 // After the memory slots, before any device: an interrupt controller that does not
@@ -28,6 +31,8 @@ struct VirtioSlot {
   uint32_t irq;
 };
 [[nodiscard]] VirtioSlot virtio_slot(uint32_t index);
+// How many virtio devices have an interrupt line of their own.
+[[nodiscard]] uint32_t max_virtio_devices();
 // x86 guests learn of virtio-mmio devices from the command line, arm64 ones from the
 // device tree.
 [[nodiscard]] bool virtio_on_cmdline();

@@ -5,6 +5,7 @@
 // Image booted with a device tree that names all of it.
 #include <sys/random.h>
 
+#include <cstdio>
 #include <functional>
 #include <string>
 
@@ -27,6 +28,24 @@ namespace platform {
 uint32_t max_vcpus() { return arm::kMaxVcpus; }
 bool has_snapshots() { return false; }
 std::vector<RegionSpec> memory_layout(uint64_t ram_bytes) { return {{arm::kRamStart, ram_bytes}}; }
+
+// The guest's physical address space just fits its RAM (at least KVM's minimum, 32 bits),
+// within what this host's KVM offers; a KVM without KVM_CAP_ARM_VM_IPA_SIZE has 40 bits.
+Result<unsigned long> vm_type(const Kvm& kvm, uint64_t ram_bytes) {
+  constexpr uint32_t kMinBits = 32;
+  constexpr uint32_t kFixedBits = 40;
+  const uint64_t end = arm::kRamStart + ram_bytes;
+  uint32_t bits = kMinBits;
+  while (bits < 63 && (1ULL << bits) < end) ++bits;
+  const int offered = kvm.check_extension(KVM_CAP_ARM_VM_IPA_SIZE);
+  const uint32_t limit = offered > 0 ? static_cast<uint32_t>(offered) : kFixedBits;
+  if (bits > limit)
+    return make_error(Errc::unsupported, "this host's KVM gives guests " + std::to_string(limit) +
+                                             "-bit physical addresses: room for " +
+                                             std::to_string(((1ULL << limit) - arm::kRamStart) >> 30) +
+                                             " GiB of RAM above 1 GiB; give the guest less --memory");
+  return offered > 0 ? static_cast<unsigned long>(KVM_VM_TYPE_ARM_IPA_SIZE(bits)) : 0UL;
+}
 Status prepare_vm(const Vm&) { return {}; }
 // The GIC needs its vCPUs first: Machine::Impl::build makes it.
 Status create_early_irqchip(const Vm&) { return {}; }
@@ -36,6 +55,9 @@ VirtioSlot virtio_slot(uint32_t index) {
 }
 
 bool virtio_on_cmdline() { return false; }
+
+// The GIC's lines less its 32 private ones are the SPIs; virtio's start at kVirtioFirstSpi.
+uint32_t max_virtio_devices() { return arm::kGicInterruptCount - 32 - arm::kVirtioFirstSpi; }
 
 }  // namespace platform
 
@@ -64,8 +86,7 @@ struct Gic {
   boot::MmioRange cpu;  // v3: the redistributors; v2: the CPU interface
 };
 
-Result<Gic> create_gic_v3(const Vm& vm, uint32_t vcpus) {
-  auto fd = HYPER_TRY(vm.create_device(KVM_DEV_TYPE_ARM_VGIC_V3));
+Result<Gic> create_gic_v3(UniqueFd fd, uint32_t vcpus) {
   const uint64_t distributor = arm::kGicDistributorStart;
   const uint64_t redistributors = arm::kGicRedistributorStart;
   HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &distributor,
@@ -87,16 +108,18 @@ Result<Gic> create_gic_v2(const Vm& vm) {
 }
 
 // A GICv3 where the host has one (GICv2 guests are limited to 8 vCPUs), else a GICv2;
-// initialised, which KVM allows only once every vCPU exists.
+// initialised, which KVM allows only once every vCPU exists. Only a host that cannot
+// create a GICv3 at all gets the fallback: one that fails to set one up is an error.
 Result<Gic> create_gic(const Vm& vm, uint32_t vcpus, const std::function<void(const std::string&)>& log) {
-  auto gic = create_gic_v3(vm, vcpus);
-  if (!gic) {
-    auto v2 = create_gic_v2(vm);
-    if (!v2) return make_error(Errc::unsupported, "this host's KVM offers neither a GICv3 (" + gic.error().message +
-                                                      ") nor a GICv2 (" + v2.error().message + ")");
+  auto v3 = vm.create_device(KVM_DEV_TYPE_ARM_VGIC_V3);
+  Result<Gic> gic = v3 ? create_gic_v3(std::move(v3).value(), vcpus) : create_gic_v2(vm);
+  if (!gic && !v3)
+    return make_error(Errc::unsupported, "this host's KVM offers neither a GICv3 (" + v3.error().message +
+                                             ") nor a GICv2 (" + gic.error().message + ")");
+  if (!gic) return std::move(gic).error();
+  if (!v3) {
     if (vcpus > 8) return make_error(Errc::unsupported, "this host offers only a GICv2, which serves at most 8 vCPUs");
     log("this host's KVM has no GICv3: the guest gets a GICv2");
-    gic = std::move(v2);
   }
   const uint32_t lines = arm::kGicInterruptCount;
   HYPER_CHECK(set_gic_attr(gic->fd.get(), KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &lines, "GIC interrupt count"));
@@ -131,6 +154,12 @@ Result<std::vector<uint8_t>> rng_seed() {
 
 Status Machine::Impl::add_platform_devices() {
   HYPER_CHECK(add_serial(mmio, arm::kUartStart, arm::kUartSpi));
+  // The init learns of the exit page from its environment (the kernel hands it undotted
+  // parameters it does not know): under another VMM the page is not there to write.
+  char page[32];
+  std::snprintf(page, sizeof page, " %s=0x%llx", arm::kGuestPortsParameter,
+                static_cast<unsigned long long>(arm::kGuestPortsStart));
+  cmdline += page;
   auto exit_port = std::make_shared<devices::GuestExitPort>([this](int status) { guest_exited(status); });
   HYPER_CHECK(mmio.insert(exit_port, arm::kGuestPortsStart + arm::kGuestExitOffset, 1));
   auto boot_timer = std::make_shared<devices::BootTimerPort>([this] { guest_reached_user_space(); });

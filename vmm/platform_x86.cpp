@@ -21,6 +21,7 @@ namespace platform {
 uint32_t max_vcpus() { return layout::kMaxVcpus; }
 bool has_snapshots() { return true; }
 std::vector<RegionSpec> memory_layout(uint64_t ram_bytes) { return GuestMemory::x86_layout(ram_bytes); }
+Result<unsigned long> vm_type(const Kvm&, uint64_t) { return 0UL; }
 
 // Intel needs these two pages reserved before vCPUs exist; AMD ignores them.
 Status prepare_vm(const Vm& vm) {
@@ -35,6 +36,9 @@ VirtioSlot virtio_slot(uint32_t index) {
 }
 
 bool virtio_on_cmdline() { return true; }
+
+// KVM's IOAPIC has 24 pins; the virtio devices start at pin kVirtioFirstIrq.
+uint32_t max_virtio_devices() { return 24 - layout::kVirtioFirstIrq; }
 
 }  // namespace platform
 

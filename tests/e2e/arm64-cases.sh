@@ -55,7 +55,7 @@ run_case() {
       [ "$(sha256sum <disk.img)" = "$before" ] || fail "a read-only disk was modified" ;;
     vsock)  # virtio-vsock both ways, 1 MiB echoed and verified in each
       sock=/tmp/vsock.sock
-      ./test-peer unix-echo "${sock}_5678" >/tmp/listener 2>&1 &
+      timeout 300 ./test-peer unix-echo "${sock}_5678" >/tmp/listener 2>&1 &
       listener=$!
       timeout 300 ./hyper-vmm --kernel ./Image --initrd ./test-initrd.cpio --vsock "cid=3,socket=$sock" \
         --cmdline "test_action=vsock test_bytes=1048576" >"$out" 2>"$err" &
@@ -63,12 +63,13 @@ run_case() {
       timeout 250 ./test-peer vsock-connect "$sock" 1234 1048576 >/tmp/dialer 2>&1 || fail "host -> guest: $(cat /tmp/dialer)"
       wait "$vmm_pid"
       rc=$?
+      kill "$listener" 2>/dev/null  # when the guest never connected
       wait "$listener"
       expect_rc 0 && expect_out "hyper-test-init: vsock echo verified 1048576 bytes" || return
       grep -q "vsock echo verified 1048576 bytes" /tmp/dialer || fail "host -> guest: $(cat /tmp/dialer)" ;;
     seccomp)  # every thread of a running arm64 VMM carries its seccomp filter (2 vCPUs, the
               # disk's I/O thread, the event loop), and the guest runs to its end under them
-      ./hyper-vmm --kernel ./Image --initrd ./test-initrd.cpio --cpus 2 --disk disk.img,ro \
+      timeout 300 ./hyper-vmm --kernel ./Image --initrd ./test-initrd.cpio --cpus 2 --disk disk.img,ro \
         --cmdline "test_action=counter test_count_to=30" >"$out" 2>"$err" &
       vmm_pid=$!
       for _ in $(seq 600); do grep -q "hyper-test-init: count 5" "$out" && break; sleep 0.1; done

@@ -25,4 +25,6 @@ mkdir "$payload/.root"
 echo "hello from the host" >"$payload/.root/hello.txt"
 PATH=$PATH:/usr/sbin:/sbin mke2fs -q -t ext4 -d "$payload/.root" "$payload/disk.img" 16M || fail "mke2fs failed"
 rm -rf "$payload/.root"
-exec "$repo/tests/rig/arm64-run" --timeout 1200 --gic "$gic" "$payload" "$repo/tests/e2e/arm64-cases.sh" "$@"
+"$repo/tests/rig/arm64-run" --timeout 1200 --gic "$gic" "$payload" "$repo/tests/e2e/arm64-cases.sh" "$@"
+rc=$?
+exit "$rc"  # not exec: the trap removes the payload

@@ -428,6 +428,13 @@ case $case in
     vmm --kernel "$kernel_dir/vmlinux" --fs "$work/v.sock"
     expect_rc 2
     expect_err "tag=TAG is required"
+    # one interrupt line each: the IOAPIC's pins 5 to 23 serve 19 devices, not 20
+    truncate -s 1M "$work/small.img"
+    disks=()
+    for _ in $(seq 20); do disks+=(--disk "$work/small.img,ro"); done
+    vmm --kernel "$kernel_dir/vmlinux" "${disks[@]}"
+    expect_rc 2
+    expect_err "too many virtio devices: this machine has interrupt lines for 19"
     ;;
   *)
     echo "unknown case '$case'" >&2
