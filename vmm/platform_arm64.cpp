@@ -86,25 +86,26 @@ struct Gic {
   boot::MmioRange cpu;  // v3: the redistributors; v2: the CPU interface
 };
 
-Result<Gic> create_gic_v3(UniqueFd fd, uint32_t vcpus) {
+// Where the GIC's distributor and its per-CPU part (`cpu_type`: v3's redistributors or
+// v2's CPU interface) sit in guest-physical memory.
+Result<Gic> place_gic(UniqueFd fd, boot::GicVersion version, uint64_t cpu_type, boot::MmioRange cpu) {
+  const uint64_t distributor_type =
+      version == boot::GicVersion::v3 ? KVM_VGIC_V3_ADDR_TYPE_DIST : KVM_VGIC_V2_ADDR_TYPE_DIST;
   const uint64_t distributor = arm::kGicDistributorStart;
-  const uint64_t redistributors = arm::kGicRedistributorStart;
-  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &distributor,
-                           "GICv3 distributor address"));
-  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redistributors,
-                           "GICv3 redistributor address"));
-  return Gic{std::move(fd), boot::GicVersion::v3, {redistributors, vcpus * arm::kGicRedistributorSizePerVcpu}};
+  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, distributor_type, &distributor, "GIC distributor address"));
+  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, cpu_type, &cpu.base, "GIC per-CPU address"));
+  return Gic{std::move(fd), version, cpu};
+}
+
+Result<Gic> create_gic_v3(UniqueFd fd, uint32_t vcpus) {
+  return place_gic(std::move(fd), boot::GicVersion::v3, KVM_VGIC_V3_ADDR_TYPE_REDIST,
+                   {arm::kGicRedistributorStart, vcpus * arm::kGicRedistributorSizePerVcpu});
 }
 
 Result<Gic> create_gic_v2(const Vm& vm) {
   auto fd = HYPER_TRY(vm.create_device(KVM_DEV_TYPE_ARM_VGIC_V2));
-  const uint64_t distributor = arm::kGicDistributorStart;
-  const uint64_t cpu = arm::kGicV2CpuInterfaceStart;
-  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V2_ADDR_TYPE_DIST, &distributor,
-                           "GICv2 distributor address"));
-  HYPER_CHECK(set_gic_attr(fd.get(), KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V2_ADDR_TYPE_CPU, &cpu,
-                           "GICv2 CPU interface address"));
-  return Gic{std::move(fd), boot::GicVersion::v2, {cpu, arm::kGicV2CpuInterfaceSize}};
+  return place_gic(std::move(fd), boot::GicVersion::v2, KVM_VGIC_V2_ADDR_TYPE_CPU,
+                   {arm::kGicV2CpuInterfaceStart, arm::kGicV2CpuInterfaceSize});
 }
 
 // A GICv3 where the host has one (GICv2 guests are limited to 8 vCPUs), else a GICv2;
