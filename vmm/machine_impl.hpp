@@ -36,7 +36,7 @@ struct MachineShape {
   static Result<MachineShape> decode(std::span<const uint8_t> bytes);
 };
 
-// KVM_CAP_XSAVE2's answer, at least sizeof(kvm_xsave); 0 where there is no XSAVE.
+// x86: KVM_CAP_XSAVE2's answer, at least sizeof(kvm_xsave) (arm64 machines keep xsave_bytes 0).
 size_t xsave_size(const Vm& vm);
 // "blk", "net", ...: a virtio device type's name in errors.
 const char* virtio_type_name(uint32_t type);
