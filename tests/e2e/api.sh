@@ -4,15 +4,18 @@
 #   docker   the docker CLI (28.x) pointed at hyperd: version, info, pull from a registry
 #            on the VM's loopback, images, tag, run --rm (output, exit status, stderr
 #            apart), run -i with piped input, run -it and exec -it through a pty
-#            (script), run -d -p served on 127.0.0.1, ps, logs -f, exec, top, inspect, stop,
-#            rm -f, network create + run --network, volume create + run -v, events,
-#            errors (no such image/container: the daemon's message, non-zero status),
+#            (script), run -d -p served on 127.0.0.1, ps, logs -f / --tail / -t, exec, top,
+#            inspect, stop, start, restart, kill, rm -f, network create + run --network, volume create + run -v, events,
+#            errors (no such image/container: the daemon's message, non-zero status), image prune,
 #            run -i over TCP with TLS (client certificates; none, or plain HTTP, refused),
 #            a hyperd killed with -9 and restarted: the running container is found
 #            again and still serves; usage metering of a container whose monitor is
 #            killed with -9, through `hyper usage` and /hyper/usage
-#   python   the same kind of scenarios through python3-docker (Debian's Docker SDK),
-#            an independent client of the API
+#   python   the same scenarios through python3-docker (Debian's Docker SDK), an
+#            independent client of the API: ping, version, info, pull, tag, images, run
+#            (output, stderr, exit status), run and exec with a tty, run -d with a published
+#            port served on 127.0.0.1, inspect, logs follow, wait, exec, stop, rm -f,
+#            volumes, networks, errors
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -137,6 +140,9 @@ docker_group() {
   step=logs-follow; d run -d --name ticker busybox sh -c 'for i in 1 2 3; do echo tick $i; sleep 1; done'; expect_rc 0
   d logs -f ticker; expect_rc 0; expect_out_exactly "$(printf 'tick 1\ntick 2\ntick 3')"
   d wait ticker; expect_rc 0; expect_out_exactly 0
+  d logs --tail 1 ticker; expect_rc 0; expect_out_exactly "tick 3"
+  d logs -t --tail 2 ticker; expect_rc 0
+  expect_out "^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-9:.]*Z tick 2$"; expect_out "Z tick 3$"
 
   step=restart-hyperd
   kill -KILL "$hyperd_pid"; wait "$hyperd_pid" 2>/dev/null
@@ -149,7 +155,12 @@ docker_group() {
   d inspect -f '{{.State.Status}} {{.State.ExitCode}}' web; expect_rc 0; expect_out_exactly "exited 143"
   step=start; d start web; expect_rc 0
   serves http://127.0.0.1:8080/ served || fail "the restarted container did not serve"
+  step=restart; d restart -t 1 web; expect_rc 0; expect_out_exactly web
+  serves http://127.0.0.1:8080/ served || fail "the container did not serve after restart"
   step=rm-running; d rm web; expect_rc 1; expect_err "cannot remove a running container"
+  step=kill; d kill web; expect_rc 0
+  d wait web; expect_rc 0; expect_out_exactly 137
+  d kill web; expect_rc 1; expect_err "is not running"
   step=rm-force; d rm -f web ticker; expect_rc 0
   d ps -a -q; expect_rc 0; expect_out_exactly ""
 
@@ -198,6 +209,8 @@ for c in json.load(open(sys.argv[1]))["containers"]:
   d stop no-such-container; expect_rc 1; expect_err "No such container: no-such-container"
   d run --rm --memory 1m busybox true; expect_rc 125; expect_err "too small"
   d rmi busybox; expect_rc 0
+  step=prune; d image prune -a -f; expect_rc 0; expect_out "Total reclaimed space"
+  d images -q; expect_rc 0; expect_out_exactly ""
 }
 
 python_group() {
@@ -225,6 +238,31 @@ try:
     check("exit status raises", False)
 except docker.errors.ContainerError as e:
     check("exit status raises", e.exit_status == 4)
+check("info", client.info()["Driver"] == "hyper-microvm")
+out = client.containers.run("pybox", ["sh", "-c", "tty; echo $((6*7))"], tty=True, remove=True)
+check("run with a tty", out.startswith(b"/dev/pts/") and b"42" in out)
+web = client.containers.run("pybox", ["sh", "-c", "mkdir -p /www && echo py-served >/www/index.html && exec httpd -f -p 80 -h /www"],
+                            detach=True, name="pyweb", ports={"80/tcp": 8081})
+loopback = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+served = b""
+for _ in range(300):
+    try:
+        served = loopback.open("http://127.0.0.1:8081/", timeout=5).read()
+        break
+    except OSError:
+        time.sleep(0.2)
+check("published port", served.strip() == b"py-served")
+web.reload()
+check("inspect", web.attrs["State"]["Running"] and web.name == "pyweb"
+      and web.attrs["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"] == "8081")
+code, out = web.exec_run(["sh", "-c", "tty; echo in-$HOSTNAME"], tty=True)
+check("exec with a tty", code == 0 and out.startswith(b"/dev/pts/") and f"in-{web.id[:12]}".encode() in out)
+ticker = client.containers.run("pybox", ["sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 1; done"], detach=True, name="pyticker")
+check("logs follow", b"".join(ticker.logs(stream=True, follow=True)) == b"tick 1\ntick 2\ntick 3\n")
+check("wait", ticker.wait()["StatusCode"] == 0)
+ticker.remove()
+web.remove(force=True)
+check("rm -f of a running container", "pyweb" not in [x.name for x in client.containers.list(all=True)])
 c = client.containers.run("pybox", ["sh", "-c", "echo ready; exec sleep 600"], detach=True, name="py1")
 for _ in range(300):
     c.reload()
