@@ -5,8 +5,9 @@
 #            on the VM's loopback, images, tag, run --rm (output, exit status, stderr
 #            apart), run -i with piped input, run -it and exec -it through a pty
 #            (script), run -d -p served on 127.0.0.1, ps, logs -f / --tail / -t, exec, top,
-#            inspect, stop, start, restart, kill, rm -f, network create + run --network, volume create + run -v, events,
-#            errors (no such image/container: the daemon's message, non-zero status), image prune,
+#            inspect, stop, start, restart, kill, rm -f, network create + run --network,
+#            volume create + run -v, events, errors (no such image/container: the
+#            daemon's message, non-zero status), image prune,
 #            run -i over TCP with TLS (client certificates; none, or plain HTTP, refused),
 #            a hyperd killed with -9 and restarted: the running container is found
 #            again and still serves; usage metering of a container whose monitor is
