@@ -14,11 +14,12 @@ guest="$build/tests/hostile/hostile-guest.elf"
 limit=${HYPER_HOSTILE_TIMEOUT:-60}
 work=$(mktemp -d)
 console=$work/console
+console_in_tree=$build/hostile-$$.console  # in the rig, on a 9p share
 ns=""
 cleanup() {
   [ -z "$ns" ] || ip netns del "$ns" 2>/dev/null
   rm -rf "$work"
-  rm -f "$build/hostile-$$.console"
+  rm -f "$console_in_tree"
 }
 trap cleanup EXIT
 
@@ -94,7 +95,7 @@ case $case in
     # And with the console file in the build tree, which the rig shares over 9p: the
     # issue did not say where its file lived, and a network file system is where
     # writes could behave differently from tmpfs.
-    extra="" console=$build/hostile-$$.console
+    extra="" console=$console_in_tree
     run 19 IWP " blk@0xd0000000 rng@0xd0001000" --disk "$work/disk.img" --rng
     ;;
   registers)  # random register traffic of every width on every window, then a proper driver
